@@ -1,0 +1,185 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/healmydocker/healmydocker/internal/events"
+)
+
+// Publisher records events in JetStream off the caller's path: Publish only
+// appends to a queue, and Run moves the queue into the stream in order,
+// retrying until each event is stored. Ids make retries idempotent.
+type Publisher struct {
+	js  jetstream.JetStream
+	log *slog.Logger
+	max int
+
+	mu      sync.Mutex
+	queue   []events.Event
+	wake    chan struct{}
+	dropped int
+	// lastErr is the error of the latest failed store, "" once one succeeds.
+	lastErr string
+}
+
+// NewPublisher returns a publisher holding at most max unstored events in
+// memory; past that the oldest are dropped, loudly.
+func NewPublisher(js jetstream.JetStream, max int, log *slog.Logger) *Publisher {
+	if max <= 0 {
+		max = 100_000
+	}
+	return &Publisher{js: js, log: log, max: max, wake: make(chan struct{}, 1)}
+}
+
+// Publish queues e. It never blocks.
+func (p *Publisher) Publish(e events.Event) {
+	p.mu.Lock()
+	if len(p.queue) >= p.max {
+		p.queue = p.queue[1:]
+		p.dropped++
+	}
+	p.queue = append(p.queue, e)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Pending is the number of events not yet stored.
+func (p *Publisher) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
+// Healthy reports the last store error, if the latest attempt failed.
+func (p *Publisher) Healthy() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastErr != "" {
+		return errors.New(p.lastErr)
+	}
+	return nil
+}
+
+// Run stores queued events until ctx ends, then flushes what is left for
+// up to flushTimeout.
+func (p *Publisher) Run(ctx context.Context, flushTimeout time.Duration) error {
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+			defer cancel()
+			for p.Pending() > 0 && fctx.Err() == nil {
+				p.flush(fctx)
+			}
+			if n := p.Pending(); n > 0 {
+				p.log.Error("events not stored at shutdown", "count", n)
+			}
+			return nil
+		case <-p.wake:
+			p.flush(ctx)
+		}
+	}
+}
+
+// batchSize bounds how many async publishes are outstanding at once.
+const batchSize = 256
+
+func (p *Publisher) flush(ctx context.Context) {
+	backoff := 50 * time.Millisecond
+	for {
+		p.mu.Lock()
+		if p.dropped > 0 {
+			p.log.Error("event queue full: dropped oldest events", "dropped", p.dropped, "max", p.max)
+			p.dropped = 0
+		}
+		n := min(len(p.queue), batchSize)
+		batch := append([]events.Event(nil), p.queue[:n]...)
+		p.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		stored, err := p.store(ctx, batch)
+		p.mu.Lock()
+		// Only the stored prefix leaves the queue, so order is kept.
+		p.queue = p.queue[min(stored, len(p.queue)):]
+		if err != nil {
+			msg := err.Error()
+			if msg != p.lastErr {
+				p.log.Error("storing events in jetstream failed; keeping them queued and retrying", "err", err, "pending", len(p.queue))
+			}
+			p.lastErr = msg
+		} else if p.lastErr != "" {
+			p.log.Info("storing events in jetstream works again", "pending", len(p.queue))
+			p.lastErr = ""
+		}
+		p.mu.Unlock()
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}
+}
+
+// store publishes batch and returns how many of its first events are stored.
+func (p *Publisher) store(ctx context.Context, batch []events.Event) (int, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	for _, e := range batch {
+		msg, err := Message(e)
+		if err != nil {
+			// An event that cannot be encoded would block the queue forever.
+			p.log.Error("dropping event that cannot be encoded", "id", e.ID, "err", err)
+			futures = append(futures, nil)
+			continue
+		}
+		f, err := p.js.PublishMsgAsync(msg)
+		if err != nil {
+			return p.settle(ctx, futures, fmt.Errorf("publish %s: %w", e.ID, err))
+		}
+		futures = append(futures, f)
+	}
+	return p.settle(ctx, futures, nil)
+}
+
+func (p *Publisher) settle(ctx context.Context, futures []jetstream.PubAckFuture, perr error) (int, error) {
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return i, fmt.Errorf("store %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), err)
+		case <-ctx.Done():
+			return i, ctx.Err()
+		}
+	}
+	return len(futures), perr
+}
+
+// Message is the NATS message of e, with its id as Nats-Msg-Id.
+func Message(e events.Event) (*nats.Msg, error) {
+	b, err := events.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	m := nats.NewMsg(e.NATSSubject())
+	m.Header.Set(nats.MsgIdHdr, e.ID)
+	m.Header.Set("Content-Type", "application/cloudevents+json")
+	m.Data = b
+	return m, nil
+}

@@ -1,0 +1,392 @@
+// Package config owns the healer's settings: their names, defaults, help,
+// parsing and validation, loaded in layers through koanf (defaults, a YAML
+// file, HMD_* environment, flags) and overridden per container by labels.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// EnvPrefix starts every environment variable of ours.
+const EnvPrefix = "HMD_"
+
+// Policy holds the settings that a container's labels may override.
+type Policy struct {
+	StopTimeout time.Duration
+}
+
+// Config is the healer's whole configuration.
+type Config struct {
+	DataDir               string
+	ContainerLabel        string
+	HostName              string
+	MaxConcurrentRestarts int
+	Policy                Policy
+
+	HTTPAddress string
+	HTTPPort    int
+	HTTPPrefix  string
+
+	LogFormat string
+	LogLevel  string
+	Debug     bool
+
+	DockerPingInterval time.Duration
+	Retention          time.Duration
+
+	NATSListen   string
+	NATSUser     string
+	NATSPassword Secret
+	NATSToken    Secret
+}
+
+// Secret is a string that never prints itself.
+type Secret string
+
+// String redacts the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// LogValue keeps the secret out of slog output.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Reveal returns the secret itself, for the one place that needs it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Error is a bad setting: the key, the value, and what was expected.
+type Error struct {
+	Key      string
+	Source   string
+	Value    string
+	Expected string
+}
+
+func (e *Error) Error() string {
+	src := ""
+	if e.Source != "" {
+		src = " (" + e.Source + ")"
+	}
+	return fmt.Sprintf("invalid %s%s: %q: expected %s", e.Key, src, e.Value, e.Expected)
+}
+
+// ErrHelp is returned by Load when --help was asked for.
+var ErrHelp = pflag.ErrHelp
+
+// setting is one configuration key.
+type setting struct {
+	key      string
+	def      string
+	help     string
+	expected string
+	// perContainer settings can be overridden by a label <label>.<key>.
+	perContainer bool
+	// flagBool makes --flag alone mean true.
+	flagBool bool
+	set      func(c *Config, v string) error
+}
+
+// EnvName is the environment variable of a key.
+func EnvName(key string) string { return EnvPrefix + strings.ToUpper(key) }
+
+// FlagName is the command-line flag of a key.
+func FlagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+
+func str(key, def, help string, f func(*Config) *string) setting {
+	return setting{key: key, def: def, help: help, expected: "a string", set: func(c *Config, v string) error {
+		*f(c) = v
+		return nil
+	}}
+}
+
+func secret(key, help string, f func(*Config) *Secret) setting {
+	return setting{key: key, help: help, expected: "a string", set: func(c *Config, v string) error {
+		*f(c) = Secret(v)
+		return nil
+	}}
+}
+
+func integer(key string, def, lo, hi int, help string, f func(*Config) *int) setting {
+	exp := fmt.Sprintf("an integer from %d to %d", lo, hi)
+	return setting{key: key, def: strconv.Itoa(def), help: help, expected: exp, set: func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < lo || n > hi {
+			return errors.New(exp)
+		}
+		*f(c) = n
+		return nil
+	}}
+}
+
+func boolean(key string, def bool, help string, f func(*Config) *bool) setting {
+	return setting{key: key, def: strconv.FormatBool(def), help: help, expected: "true or false", flagBool: true, set: func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("true or false")
+		}
+		*f(c) = b
+		return nil
+	}}
+}
+
+func enum(key, def string, values []string, help string, f func(*Config) *string) setting {
+	exp := "one of " + strings.Join(values, ", ")
+	return setting{key: key, def: def, help: help, expected: exp, set: func(c *Config, v string) error {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if !slices.Contains(values, v) {
+			return errors.New(exp)
+		}
+		*f(c) = v
+		return nil
+	}}
+}
+
+// duration accepts Go durations ("90s", "5m") and bare numbers of seconds.
+func duration(key, def string, lo, hi time.Duration, help string, f func(*Config) *time.Duration) setting {
+	exp := fmt.Sprintf("a duration from %s to %s (such as 10s, or 10 for seconds)", lo, hi)
+	return setting{key: key, def: def, help: help, expected: exp, set: func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		if err != nil || d < lo || d > hi {
+			return errors.New(exp)
+		}
+		*f(c) = d
+		return nil
+	}}
+}
+
+// ParseDuration reads "10s"-style durations and bare seconds ("10", "1.5").
+func ParseDuration(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f > float64(1<<62)/float64(time.Second) || f < -float64(1<<62)/float64(time.Second) {
+			return 0, fmt.Errorf("duration %q out of range", v)
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	return time.ParseDuration(v)
+}
+
+func settings() []setting {
+	ss := []setting{
+		str("data_dir", "data", "directory of the event store (JetStream) and its lock", func(c *Config) *string { return &c.DataDir }),
+		str("container_label", "healme", "label that selects containers: <label>=true; the value all selects every container", func(c *Config) *string { return &c.ContainerLabel }),
+		str("host_name", "", "host name in subjects and event sources (default: the Docker daemon's name)", func(c *Config) *string { return &c.HostName }),
+		integer("max_concurrent_restarts", 64, 1, 10000, "restarts of different containers that may run at once", func(c *Config) *int { return &c.MaxConcurrentRestarts }),
+		str("http_address", "127.0.0.1", "address of the HTTP endpoint", func(c *Config) *string { return &c.HTTPAddress }),
+		integer("http_port", 8380, 0, 65535, "port of the HTTP endpoint (0: no HTTP endpoint)", func(c *Config) *int { return &c.HTTPPort }),
+		str("http_prefix", "", "path prefix of the HTTP endpoint, such as /healer", func(c *Config) *string { return &c.HTTPPrefix }),
+		enum("log_format", "text", []string{"text", "json"}, "log format", func(c *Config) *string { return &c.LogFormat }),
+		enum("log_level", "info", []string{"debug", "info", "warn", "error"}, "log level", func(c *Config) *string { return &c.LogLevel }),
+		boolean("debug", false, "shorthand for log_level=debug", func(c *Config) *bool { return &c.Debug }),
+		duration("docker_ping_interval", "5s", 100*time.Millisecond, time.Hour, "how often the daemon is pinged to notice that it is gone", func(c *Config) *time.Duration { return &c.DockerPingInterval }),
+		duration("retention", "720h", 0, 100*365*24*time.Hour, "how long events are kept (0: for ever)", func(c *Config) *time.Duration { return &c.Retention }),
+		str("nats_listen", "", "host:port of a NATS listener for split mode and subscribers (default: none)", func(c *Config) *string { return &c.NATSListen }),
+		str("nats_user", "", "user that the NATS listener requires", func(c *Config) *string { return &c.NATSUser }),
+		secret("nats_password", "password that the NATS listener requires", func(c *Config) *Secret { return &c.NATSPassword }),
+		secret("nats_token", "token that the NATS listener requires (instead of user and password)", func(c *Config) *Secret { return &c.NATSToken }),
+	}
+	st := duration("stop_timeout", "10s", 0, time.Hour, "time a container gets to stop before it is killed, on restart", func(c *Config) *time.Duration { return &c.Policy.StopTimeout })
+	st.perContainer = true
+	return append(ss, st)
+}
+
+// Load reads the layers in order, lowest first: defaults, the file named by
+// --config (or HMD_CONFIG), HMD_* environment, flags. Invalid values and
+// unknown keys in the file are *Error; --help gives ErrHelp after writing
+// the help to out. warn gets unknown HMD_* variables.
+func Load(args []string, environ []string, out io.Writer, warn func(string)) (Config, error) {
+	ss := settings()
+	fs := pflag.NewFlagSet("healer", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfgFile := fs.String("config", "", "YAML file of settings")
+	for _, s := range ss {
+		f := fs.VarPF(newStringValue(), FlagName(s.key), "", s.help)
+		if s.flagBool {
+			f.NoOptDefVal = "true"
+		}
+	}
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			writeHelp(out, ss)
+			return Config{}, ErrHelp
+		}
+		return Config{}, &Error{Key: "arguments", Value: strings.Join(args, " "), Expected: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return Config{}, &Error{Key: "arguments", Value: strings.Join(fs.Args(), " "), Expected: "no positional arguments"}
+	}
+
+	k := koanf.New(".")
+	defs := map[string]any{}
+	for _, s := range ss {
+		defs[s.key] = s.def
+	}
+	if err := k.Load(confmap.Provider(defs, "."), nil); err != nil {
+		return Config{}, fmt.Errorf("load defaults: %w", err)
+	}
+	source := map[string]string{}
+	path := *cfgFile
+	if path == "" {
+		path = lookupEnv(environ, EnvPrefix+"CONFIG")
+	}
+	if path != "" {
+		fk := koanf.New(".")
+		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return Config{}, &Error{Key: "config", Value: path, Expected: "a readable YAML file (" + err.Error() + ")"}
+		}
+		for _, key := range fk.Keys() {
+			if !known(ss, key) {
+				return Config{}, &Error{Key: key, Source: path, Value: fmt.Sprint(fk.Get(key)), Expected: "a known setting (see --help)"}
+			}
+			source[key] = path
+		}
+		if err := k.Merge(fk); err != nil {
+			return Config{}, fmt.Errorf("merge %s: %w", path, err)
+		}
+	}
+	ek := koanf.New(".")
+	err := ek.Load(env.Provider(".", env.Opt{
+		Prefix:      EnvPrefix,
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, v string) (string, any) {
+			key := strings.ToLower(strings.TrimPrefix(name, EnvPrefix))
+			if key == "config" {
+				return "", nil
+			}
+			if !known(ss, key) {
+				warn(fmt.Sprintf("ignoring unknown environment variable %s", name))
+				return "", nil
+			}
+			source[key] = name
+			return key, v
+		},
+	}), nil)
+	if err != nil {
+		return Config{}, fmt.Errorf("load environment: %w", err)
+	}
+	if err := k.Merge(ek); err != nil {
+		return Config{}, fmt.Errorf("merge environment: %w", err)
+	}
+	err = k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+		if f.Name == "config" || !f.Changed {
+			return "", nil
+		}
+		key := strings.ReplaceAll(f.Name, "-", "_")
+		source[key] = "--" + f.Name
+		return key, f.Value.String()
+	}), nil)
+	if err != nil {
+		return Config{}, fmt.Errorf("load flags: %w", err)
+	}
+
+	var c Config
+	for _, s := range ss {
+		v := valueString(k.Get(s.key))
+		if err := s.set(&c, v); err != nil {
+			src := source[s.key]
+			if src == "" {
+				src = "default"
+			}
+			return Config{}, &Error{Key: s.key, Source: src, Value: v, Expected: err.Error()}
+		}
+	}
+	if c.Debug {
+		c.LogLevel = "debug"
+	}
+	if err := validate(c); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func validate(c Config) error {
+	if c.DataDir == "" {
+		return &Error{Key: "data_dir", Value: "", Expected: "a directory"}
+	}
+	if c.ContainerLabel == "" {
+		return &Error{Key: "container_label", Value: "", Expected: "a label name, or all"}
+	}
+	if c.HTTPPrefix != "" && !strings.HasPrefix(c.HTTPPrefix, "/") {
+		return &Error{Key: "http_prefix", Value: c.HTTPPrefix, Expected: "a path starting with /"}
+	}
+	if c.NATSListen != "" && c.NATSToken == "" && (c.NATSUser == "" || c.NATSPassword == "") {
+		return &Error{Key: "nats_listen", Value: c.NATSListen, Expected: "nats_user and nats_password, or nats_token, to be set too"}
+	}
+	return nil
+}
+
+func known(ss []setting, key string) bool {
+	return slices.ContainsFunc(ss, func(s setting) bool { return s.key == key })
+}
+
+func lookupEnv(environ []string, name string) string {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+func valueString(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return t
+	case []any:
+		parts := make([]string, len(t))
+		for i, p := range t {
+			parts[i] = fmt.Sprint(p)
+		}
+		return strings.Join(parts, ",")
+	default:
+		return fmt.Sprint(t)
+	}
+}
+
+func writeHelp(out io.Writer, ss []setting) {
+	fmt.Fprintf(out, "Usage: healer [flags]\n       healer healthcheck [flags]\n       healer --version\n\n")
+	fmt.Fprintf(out, "Each setting is a flag, an environment variable, and a key in the --config YAML file.\n")
+	fmt.Fprintf(out, "Layers, lowest first: defaults, file, environment, flags.\n\n")
+	fmt.Fprintf(out, "  %-32s %-32s %-10s %s\n", "flag", "environment", "default", "meaning")
+	fmt.Fprintf(out, "  %-32s %-32s %-10s %s\n", "--config", "HMD_CONFIG", "", "YAML file of settings")
+	for _, s := range ss {
+		help := s.help
+		if s.perContainer {
+			help += " (label <label>." + s.key + " overrides it)"
+		}
+		fmt.Fprintf(out, "  %-32s %-32s %-10s %s\n", "--"+FlagName(s.key), EnvName(s.key), s.def, help)
+	}
+}
+
+// Help writes the settings table, for README and --help.
+func Help(out io.Writer) { writeHelp(out, settings()) }
+
+// stringValue is a pflag.Value that keeps the raw text: parsing is ours, so
+// every bad value gets the same kind of message whatever layer it came from.
+type stringValue struct{ v *string }
+
+func newStringValue() *stringValue        { return &stringValue{v: new(string)} }
+func (s *stringValue) String() string     { return *s.v }
+func (s *stringValue) Set(v string) error { *s.v = v; return nil }
+func (s *stringValue) Type() string       { return "string" }

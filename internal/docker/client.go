@@ -1,0 +1,148 @@
+// Package docker owns the connection to the Docker Engine. It is the only
+// package that imports the moby client, and it converts the API's types into
+// events.Observed and Container at the boundary.
+package docker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	hmd "github.com/healmydocker/healmydocker/internal/events"
+)
+
+// Client talks to one Docker Engine.
+type Client struct {
+	api *client.Client
+}
+
+// NewFromEnv builds a client from DOCKER_HOST, DOCKER_TLS_VERIFY,
+// DOCKER_CERT_PATH and DOCKER_API_VERSION. Without DOCKER_API_VERSION the
+// version is negotiated on the first request, so any engine from API 1.40 up
+// works.
+func NewFromEnv() (*Client, error) {
+	api, err := client.New(client.FromEnv, client.WithUserAgent("healmydocker"))
+	if err != nil {
+		return nil, fmt.Errorf("docker client from environment: %w", err)
+	}
+	return &Client{api: api}, nil
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() error { return c.api.Close() }
+
+// Host is the daemon address, for messages.
+func (c *Client) Host() string { return c.api.DaemonHost() }
+
+// Info is what the healer needs to know of the daemon.
+type Info struct {
+	Name       string
+	APIVersion string
+	Version    string
+	// Skew is the daemon's clock minus ours.
+	Skew time.Duration
+}
+
+// Connect pings the daemon, negotiating the API version, and reads its name.
+func (c *Client) Connect(ctx context.Context) (Info, error) {
+	ping, err := c.api.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	if err != nil {
+		return Info{}, fmt.Errorf("ping docker at %s: %w", c.Host(), err)
+	}
+	before := time.Now()
+	res, err := c.api.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return Info{}, fmt.Errorf("docker info at %s: %w", c.Host(), err)
+	}
+	info := Info{Name: res.Info.Name, APIVersion: ping.APIVersion, Version: res.Info.ServerVersion}
+	if t, err := time.Parse(time.RFC3339Nano, res.Info.SystemTime); err == nil {
+		info.Skew = t.Sub(before)
+	}
+	return info, nil
+}
+
+// Ping checks the daemon answers.
+func (c *Client) Ping(ctx context.Context) error {
+	if _, err := c.api.Ping(ctx, client.PingOptions{}); err != nil {
+		return fmt.Errorf("ping docker at %s: %w", c.Host(), err)
+	}
+	return nil
+}
+
+// Restart restarts a container, giving it timeout to stop.
+func (c *Client) Restart(ctx context.Context, id string, timeout time.Duration) error {
+	secs := int(timeout.Round(time.Second) / time.Second)
+	if _, err := c.api.ContainerRestart(ctx, id, client.ContainerRestartOptions{Timeout: &secs}); err != nil {
+		return fmt.Errorf("restart %s (stop timeout %ds): %w", hmd.ShortID(id), secs, err)
+	}
+	return nil
+}
+
+// Container is what the healer needs to know of one container.
+type Container struct {
+	ID         string
+	Name       string
+	Image      string
+	Labels     map[string]string
+	Running    bool
+	Restarting bool
+	Health     string
+	// HealthTime is the end of the latest health probe.
+	HealthTime  time.Time
+	HealthLog   string
+	ExitCode    int
+	StartedAt   time.Time
+	NetworkMode string
+}
+
+// Inspect reads one container.
+func (c *Client) Inspect(ctx context.Context, id string) (Container, error) {
+	res, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return Container{}, fmt.Errorf("inspect %s: %w", hmd.ShortID(id), err)
+	}
+	return fromInspect(res.Container), nil
+}
+
+func fromInspect(r container.InspectResponse) Container {
+	ct := Container{ID: r.ID, Name: strings.TrimPrefix(r.Name, "/")}
+	if r.Config != nil {
+		ct.Image = r.Config.Image
+		ct.Labels = r.Config.Labels
+	}
+	if r.HostConfig != nil {
+		ct.NetworkMode = string(r.HostConfig.NetworkMode)
+	}
+	if s := r.State; s != nil {
+		ct.Running, ct.Restarting, ct.ExitCode = s.Running, s.Restarting, s.ExitCode
+		ct.StartedAt, _ = time.Parse(time.RFC3339Nano, s.StartedAt)
+		if h := s.Health; h != nil {
+			ct.Health = string(h.Status)
+			if n := len(h.Log); n > 0 && h.Log[n-1] != nil {
+				ct.HealthTime = h.Log[n-1].End
+				ct.HealthLog = h.Log[n-1].Output
+			}
+		}
+	}
+	return ct
+}
+
+// listUnhealthy returns the ids of running unhealthy containers. The health
+// filter works on every engine from API 1.24 up.
+func (c *Client) listUnhealthy(ctx context.Context) ([]string, error) {
+	res, err := c.api.ContainerList(ctx, client.ContainerListOptions{
+		Filters: client.Filters{}.Add("health", "unhealthy").Add("status", "running"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list unhealthy containers: %w", err)
+	}
+	ids := make([]string, 0, len(res.Items))
+	for _, s := range res.Items {
+		ids = append(ids, s.ID)
+	}
+	return ids, nil
+}

@@ -1,0 +1,235 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+
+	hmd "github.com/healmydocker/healmydocker/internal/events"
+)
+
+// Sink receives observations. It is called from the stream's goroutine and
+// must not block: the daemon drops a consumer that stalls for 100 ms.
+type Sink func(hmd.Observed)
+
+// Status is told when the connection to the daemon is made or lost.
+type Status interface {
+	DockerConnected(Info)
+	DockerLost(error)
+}
+
+// Watcher streams container events from the daemon, reconnecting for ever.
+type Watcher struct {
+	c         *Client
+	sink      Sink
+	status    Status
+	log       *slog.Logger
+	pingEvery time.Duration
+
+	// last is the daemon time of the newest event seen, and seenAtLast the
+	// events at exactly that time: resuming with since=last re-sends them.
+	last       int64
+	seenAtLast map[string]struct{}
+}
+
+// NewWatcher returns a watcher that feeds sink and reports to status.
+func NewWatcher(c *Client, sink Sink, status Status, pingEvery time.Duration, log *slog.Logger) *Watcher {
+	return &Watcher{c: c, sink: sink, status: status, log: log, pingEvery: pingEvery, seenAtLast: map[string]struct{}{}}
+}
+
+// interesting are the actions the healer and cleaner use; the rest (exec_*
+// from every health probe above all) would only cost bandwidth.
+var interesting = []string{"health_status", "start", "die", "kill", "stop", "oom", "destroy", "create", "rename", "restart"}
+
+// Run watches until ctx ends. Every connection is one job: connect,
+// subscribe, reconcile, stream. Any error ends the job, and it runs again
+// after a capped backoff that resets after a long healthy run.
+func (w *Watcher) Run(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 200 * time.Millisecond
+	bo.MaxInterval = 10 * time.Second
+	for {
+		began := time.Now()
+		err := w.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		w.status.DockerLost(err)
+		if time.Since(began) > time.Minute {
+			bo.Reset()
+		}
+		wait := bo.NextBackOff()
+		w.log.Warn("docker connection lost; reconnecting", "err", err, "host", w.c.Host(), "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (w *Watcher) session(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	info, err := w.c.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	opts := client.EventsListOptions{Filters: client.Filters{}.Add("type", "container").Add("event", interesting...)}
+	if w.last != 0 {
+		opts.Since = fmt.Sprintf("%d.%09d", w.last/1e9, w.last%1e9)
+	}
+	// Events older than this were sent again because of since.
+	subscribed := time.Now().Add(info.Skew).UnixNano()
+	stream := w.c.api.Events(ctx, opts)
+	w.status.DockerConnected(info)
+	if err := w.reconcile(ctx); err != nil {
+		return err
+	}
+	ping := time.NewTicker(w.pingEvery)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-stream.Err:
+			if err == nil {
+				err = errors.New("event stream closed")
+			}
+			return fmt.Errorf("docker event stream: %w", err)
+		case m := <-stream.Messages:
+			w.handle(m, subscribed)
+		case <-ping.C:
+			pctx, pcancel := context.WithTimeout(ctx, w.pingEvery)
+			err := w.c.Ping(pctx)
+			pcancel()
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (w *Watcher) handle(m events.Message, subscribed int64) {
+	received := time.Now()
+	t := m.TimeNano
+	if t == 0 {
+		t = m.Time * 1e9
+	}
+	key := m.Actor.ID + "/" + string(m.Action)
+	switch {
+	case t < w.last:
+		return
+	case t == w.last:
+		if _, dup := w.seenAtLast[key]; dup {
+			return
+		}
+	default:
+		w.last = t
+		clear(w.seenAtLast)
+	}
+	w.seenAtLast[key] = struct{}{}
+	o, ok := Convert(m)
+	if !ok {
+		return
+	}
+	o.Received = received
+	o.Replayed = t < subscribed
+	w.sink(o)
+}
+
+// Convert turns a daemon event into an observation; ok is false for
+// events the healer does not publish.
+func Convert(m events.Message) (hmd.Observed, bool) {
+	if m.Type != events.ContainerEventType {
+		return hmd.Observed{}, false
+	}
+	var k hmd.Kind
+	switch m.Action {
+	case events.ActionHealthStatusUnhealthy:
+		k = hmd.DockerUnhealthy
+	case events.ActionHealthStatusHealthy:
+		k = hmd.DockerHealthy
+	case events.ActionStart:
+		k = hmd.DockerStart
+	case events.ActionDie:
+		k = hmd.DockerDie
+	case events.ActionKill:
+		k = hmd.DockerKill
+	case events.ActionStop:
+		k = hmd.DockerStop
+	case events.ActionOOM:
+		k = hmd.DockerOOM
+	case events.ActionDestroy:
+		k = hmd.DockerDestroy
+	default:
+		return hmd.Observed{}, false
+	}
+	t := m.TimeNano
+	if t == 0 {
+		t = m.Time * 1e9
+	}
+	attrs := m.Actor.Attributes
+	o := hmd.Observed{
+		Kind:        k,
+		ContainerID: m.Actor.ID,
+		Name:        attrs["name"],
+		Image:       attrs["image"],
+		Signal:      attrs["signal"],
+		DockerTime:  time.Unix(0, t),
+		Labels:      make(map[string]string, len(attrs)),
+	}
+	if s, ok := attrs["exitCode"]; ok {
+		if code, err := strconv.Atoi(s); err == nil {
+			o.ExitCode = &code
+		}
+	}
+	// The daemon mixes its own attributes into the container's labels.
+	for key, v := range attrs {
+		switch key {
+		case "name", "image", "exitCode", "signal", "execDuration":
+		default:
+			o.Labels[key] = v
+		}
+	}
+	return o, true
+}
+
+// reconcile reports containers that are unhealthy now: no event will say so
+// again, whether they turned unhealthy before the healer started or while it
+// was disconnected.
+func (w *Watcher) reconcile(ctx context.Context) error {
+	ids, err := w.c.listUnhealthy(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		ct, err := w.c.Inspect(ctx, id)
+		if err != nil {
+			// Removed between list and inspect: nothing to heal.
+			w.log.Debug("reconcile: inspect failed; skipping container", "container_id", hmd.ShortID(id), "err", err)
+			continue
+		}
+		if !ct.Running || ct.Health != "unhealthy" {
+			continue
+		}
+		w.sink(hmd.Observed{
+			Kind:        hmd.DockerUnhealthy,
+			ContainerID: ct.ID,
+			Name:        ct.Name,
+			Image:       ct.Image,
+			Labels:      ct.Labels,
+			DockerTime:  ct.HealthTime,
+			Received:    time.Now(),
+			Reconciled:  true,
+		})
+	}
+	return nil
+}
