@@ -193,8 +193,8 @@ func settings() []setting {
 		str("http_address", "127.0.0.1", "address of the HTTP endpoint", func(c *Config) *string { return &c.HTTPAddress }),
 		integer("http_port", 8380, 0, 65535, "port of the HTTP endpoint (0: no HTTP endpoint)", func(c *Config) *int { return &c.HTTPPort }),
 		str("http_prefix", "", "path prefix of the HTTP endpoint, such as /healer", func(c *Config) *string { return &c.HTTPPrefix }),
-		enum("log_format", "text", []string{"text", "json"}, "log format", func(c *Config) *string { return &c.LogFormat }),
-		enum("log_level", "info", []string{"debug", "info", "warn", "error"}, "log level", func(c *Config) *string { return &c.LogLevel }),
+		enum("log_format", "text", []string{"text", "json"}, "log format: text or json", func(c *Config) *string { return &c.LogFormat }),
+		enum("log_level", "info", []string{"debug", "info", "warn", "error"}, "log level: debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 		boolean("debug", false, "shorthand for log_level=debug", func(c *Config) *bool { return &c.Debug }),
 		duration("docker_ping_interval", "5s", 100*time.Millisecond, time.Hour, "how often the daemon is pinged to notice that it is gone", func(c *Config) *time.Duration { return &c.DockerPingInterval }),
 		duration("retention", "720h", 0, 100*365*24*time.Hour, "how long events are kept (0: for ever)", func(c *Config) *time.Duration { return &c.Retention }),
@@ -229,10 +229,10 @@ func Load(args []string, environ []string, out io.Writer, warn func(string)) (Co
 			writeHelp(out, ss)
 			return Config{}, ErrHelp
 		}
-		return Config{}, &Error{Key: "arguments", Value: strings.Join(args, " "), Expected: err.Error()}
+		return Config{}, fmt.Errorf("command line: %w (see --help)", err)
 	}
 	if fs.NArg() > 0 {
-		return Config{}, &Error{Key: "arguments", Value: strings.Join(fs.Args(), " "), Expected: "no positional arguments"}
+		return Config{}, fmt.Errorf("command line: unexpected argument %q (see --help)", fs.Arg(0))
 	}
 
 	k := koanf.New(".")

@@ -1,0 +1,167 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/healmydocker/healmydocker/internal/events"
+)
+
+func open(t *testing.T, dir string) *Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := Open(ctx, Options{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("open bus: %v", err)
+	}
+	return b
+}
+
+func ev(i int) events.Event {
+	return events.Observed{Kind: events.DockerDie, ContainerID: "c0ffee", Name: "web", DockerTime: time.Unix(0, int64(i))}.Event("h")
+}
+
+func streamMsgs(t *testing.T, b *Bus) uint64 {
+	t.Helper()
+	s, err := b.JetStream().Stream(context.Background(), EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestLockedDataDir(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	_, err := Open(context.Background(), Options{DataDir: dir})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = open(t, dir)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNoListenerByDefault(t *testing.T) {
+	b := open(t, t.TempDir())
+	defer b.Close()
+	if u := b.ClientURL(); u != "" {
+		t.Errorf("listening on %s without being asked", u)
+	}
+}
+
+func TestListenerNeedsAuth(t *testing.T) {
+	_, err := Open(context.Background(), Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err == nil {
+		t.Fatal("listener without credentials accepted")
+	}
+}
+
+func TestPublishStoresOnceAndSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b := open(t, dir)
+	p := NewPublisher(b.JetStream(), 0, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx, 10*time.Second) }()
+	for i := range 10 {
+		p.Publish(ev(i))
+	}
+	for i := range 10 { // the same Docker events again, as after a reconnect
+		p.Publish(ev(i))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := streamMsgs(t, b); n != 10 {
+		t.Errorf("stored %d events, want 10 (duplicates by id dropped)", n)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b = open(t, dir)
+	defer b.Close()
+	if n := streamMsgs(t, b); n != 10 {
+		t.Errorf("after reopening: %d events, want 10", n)
+	}
+	s, _ := b.JetStream().Stream(context.Background(), EventsStream)
+	c, err := s.OrderedConsumer(context.Background(), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := events.Unmarshal(m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ev(i).ID; e.ID != want {
+			t.Errorf("event %d is %s, want %s: order lost", i, e.ID, want)
+		}
+		if m.Subject() != "hmd.h.web.docker.die" {
+			t.Errorf("subject %s", m.Subject())
+		}
+	}
+}
+
+func TestPublisherKeepsEventsWhileStoreFails(t *testing.T) {
+	b := open(t, t.TempDir())
+	defer b.Close()
+	js := b.JetStream()
+	if err := js.DeleteStream(context.Background(), EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	p := NewPublisher(js, 0, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx, 10*time.Second) }()
+	for i := range 5 {
+		p.Publish(ev(i))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Healthy() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("publisher never reported the missing stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p.Pending() != 5 {
+		t.Errorf("pending %d while the store fails, want 5", p.Pending())
+	}
+	if err := b.ensureStreams(context.Background(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for p.Pending() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events still pending after the stream came back", p.Pending())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if n := streamMsgs(t, b); n != 5 {
+		t.Errorf("stored %d, want 5", n)
+	}
+	if err := p.Healthy(); err != nil {
+		t.Errorf("still unhealthy after recovery: %v", err)
+	}
+}

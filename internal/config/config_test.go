@@ -1,0 +1,141 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(t *testing.T, args, environ []string) (Config, error) {
+	t.Helper()
+	return Load(args, environ, io.Discard, func(string) {})
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := load(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ContainerLabel != "healme" || c.Policy.StopTimeout != 10*time.Second || c.HTTPAddress != "127.0.0.1" || c.NATSListen != "" || c.MaxConcurrentRestarts != 64 {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestLayersLowestFirst(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("http_port: 9000\nlog_level: warn\ncontainer_label: fromfile\nstop_timeout: 20\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := load(t, []string{"--config", file, "--log-level", "error"}, []string{"HMD_LOG_LEVEL=debug", "HMD_CONTAINER_LABEL=fromenv", "OTHER=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPPort != 9000 {
+		t.Errorf("file did not set http_port: %d", c.HTTPPort)
+	}
+	if c.ContainerLabel != "fromenv" {
+		t.Errorf("environment did not beat the file: %q", c.ContainerLabel)
+	}
+	if c.LogLevel != "error" {
+		t.Errorf("flag did not beat the environment: %q", c.LogLevel)
+	}
+	if c.Policy.StopTimeout != 20*time.Second {
+		t.Errorf("bare seconds in the file: %s", c.Policy.StopTimeout)
+	}
+	c, err = load(t, nil, []string{"HMD_CONFIG=" + file})
+	if err != nil || c.HTTPPort != 9000 {
+		t.Errorf("HMD_CONFIG: %v, port %d", err, c.HTTPPort)
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		environ []string
+		key     string
+		value   string
+		source  string
+	}{
+		{"port not a number", nil, []string{"HMD_HTTP_PORT=abc"}, "http_port", "abc", "HMD_HTTP_PORT"},
+		{"port out of range", []string{"--http-port", "70000"}, nil, "http_port", "70000", "--http-port"},
+		{"negative concurrency", []string{"--max-concurrent-restarts=0"}, nil, "max_concurrent_restarts", "0", "--max-concurrent-restarts"},
+		{"duration words", nil, []string{"HMD_STOP_TIMEOUT=soon"}, "stop_timeout", "soon", "HMD_STOP_TIMEOUT"},
+		{"negative duration", []string{"--stop-timeout=-5s"}, nil, "stop_timeout", "-5s", "--stop-timeout"},
+		{"log format", nil, []string{"HMD_LOG_FORMAT=xml"}, "log_format", "xml", "HMD_LOG_FORMAT"},
+		{"bool", nil, []string{"HMD_DEBUG=sometimes"}, "debug", "sometimes", "HMD_DEBUG"},
+		{"prefix without slash", []string{"--http-prefix", "healer"}, nil, "http_prefix", "healer", ""},
+		{"empty label", nil, []string{"HMD_CONTAINER_LABEL="}, "container_label", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := load(t, tt.args, tt.environ)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want *Error", err)
+			}
+			if ce.Key != tt.key || ce.Value != tt.value || ce.Expected == "" || (tt.source != "" && ce.Source != tt.source) {
+				t.Errorf("got %+v, want key %s value %q source %q", ce, tt.key, tt.value, tt.source)
+			}
+			if msg := err.Error(); strings.Contains(msg, "\n") {
+				t.Errorf("message spans lines: %q", msg)
+			}
+		})
+	}
+}
+
+func TestUnknownKeys(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("htp_port: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ce *Error
+	if _, err := load(t, []string{"--config", file}, nil); !errors.As(err, &ce) || ce.Key != "htp_port" || ce.Source != file {
+		t.Errorf("unknown key in file: %v", err)
+	}
+	var warned []string
+	if _, err := Load(nil, []string{"HMD_HTP_PORT=1"}, io.Discard, func(w string) { warned = append(warned, w) }); err != nil {
+		t.Fatalf("unknown environment variable is an error: %v", err)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "HMD_HTP_PORT") {
+		t.Errorf("warnings %q, want one naming HMD_HTP_PORT", warned)
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	if _, err := Load([]string{"--help"}, nil, &b, func(string) {}); !errors.Is(err, ErrHelp) {
+		t.Fatalf("err %v, want ErrHelp", err)
+	}
+	for _, s := range settings() {
+		for _, want := range []string{"--" + FlagName(s.key), EnvName(s.key)} {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("help lacks %s", want)
+			}
+		}
+	}
+}
+
+func TestSecretsAreRedacted(t *testing.T) {
+	t.Parallel()
+	c, err := load(t, nil, []string{"HMD_NATS_LISTEN=127.0.0.1:4222", "HMD_NATS_USER=u", "HMD_NATS_PASSWORD=hunter2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.NATSPassword.String(); strings.Contains(s, "hunter2") {
+		t.Errorf("secret printed as %q", s)
+	}
+	if c.NATSPassword.Reveal() != "hunter2" {
+		t.Error("secret lost")
+	}
+}

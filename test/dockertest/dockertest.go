@@ -1,0 +1,264 @@
+// Package dockertest drives the real Docker Engine for tests through the
+// docker CLI: it builds the FROM scratch fixture image, runs labelled
+// containers, streams their events, and removes everything it made.
+// Every container carries the label hmd.test=<run id>, so tests never touch
+// containers of others, nor the ghosts the engine sometimes lists.
+package dockertest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestLabel is the label key every test container carries.
+const TestLabel = "hmd.test"
+
+// Env is one test binary's use of the engine.
+type Env struct {
+	// RunID is the value of TestLabel for this test binary.
+	RunID string
+	// Image is the fixture image.
+	Image string
+	root  string
+}
+
+// Setup checks that the engine answers, failing loudly if not, and builds
+// the fixture image. Call it from TestMain; call Close when done.
+func Setup() (*Env, error) {
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("docker is unreachable, and these tests need the real engine: docker info: %v: %s", err, bytes.TrimSpace(out))
+	}
+	id := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	e := &Env{RunID: id, Image: "hmd-fixture:test-" + id, root: moduleRoot()}
+	if err := e.build(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func (e *Env) build() error {
+	dir, err := os.MkdirTemp("", "hmd-fixture-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	gobuild := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "fixture"), "./test/fixture")
+	gobuild.Dir = e.root
+	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := gobuild.CombinedOutput(); err != nil {
+		return fmt.Errorf("build fixture binary: %v: %s", err, out)
+	}
+	df, err := os.ReadFile(filepath.Join(e.root, "test", "fixture", "Dockerfile"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
+		return err
+	}
+	if out, err := Docker("build", "-q", "--label", TestLabel+"="+e.RunID, "-t", e.Image, dir); err != nil {
+		return fmt.Errorf("build fixture image: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Close removes every container of this run and the fixture image.
+func (e *Env) Close() {
+	ids, _ := Docker("ps", "-aq", "--filter", "label="+TestLabel+"="+e.RunID)
+	if f := strings.Fields(ids); len(f) > 0 {
+		_, _ = Docker(append([]string{"rm", "-f", "-v"}, f...)...)
+	}
+	_, _ = Docker("rmi", "-f", e.Image)
+}
+
+// Docker runs the docker CLI and returns its trimmed output.
+func Docker(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	s := strings.TrimSpace(string(out))
+	if err != nil {
+		return s, fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, s)
+	}
+	return s, nil
+}
+
+// Spec describes one fixture container.
+type Spec struct {
+	Name   string
+	Labels map[string]string
+	Env    map[string]string
+	// Args are extra docker run arguments.
+	Args []string
+}
+
+// Run starts a fixture container and removes it when t ends.
+func (e *Env) Run(t testing.TB, s Spec) string {
+	t.Helper()
+	args := []string{"run", "-d", "--name", s.Name, "--label", TestLabel + "=" + e.RunID}
+	for k, v := range s.Labels {
+		args = append(args, "--label", k+"="+v)
+	}
+	for k, v := range s.Env {
+		args = append(args, "-e", k+"="+v)
+	}
+	args = append(args, s.Args...)
+	args = append(args, e.Image)
+	id, err := Docker(args...)
+	if err != nil {
+		t.Fatalf("run fixture %s: %v", s.Name, err)
+	}
+	t.Cleanup(func() { _, _ = Docker("rm", "-f", "-v", id) })
+	return id
+}
+
+// State is the part of docker inspect that tests look at.
+type State struct {
+	Status       string
+	Running      bool
+	ExitCode     int
+	StartedAt    time.Time
+	RestartCount int
+	Health       string
+}
+
+// Inspect reads a container's state.
+func Inspect(t testing.TB, id string) State {
+	t.Helper()
+	out, err := Docker("inspect", "--format", "{{json .State}}|{{.RestartCount}}", id)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", id, err)
+	}
+	js, rc, _ := strings.Cut(out, "|")
+	var raw struct {
+		Status    string
+		Running   bool
+		ExitCode  int
+		StartedAt time.Time
+		Health    *struct{ Status string }
+	}
+	if err := json.Unmarshal([]byte(js), &raw); err != nil {
+		t.Fatalf("inspect %s: %v: %s", id, err, js)
+	}
+	s := State{Status: raw.Status, Running: raw.Running, ExitCode: raw.ExitCode, StartedAt: raw.StartedAt}
+	s.RestartCount, _ = strconv.Atoi(rc)
+	if raw.Health != nil {
+		s.Health = raw.Health.Status
+	}
+	return s
+}
+
+// Event is one event of the daemon, as `docker events` prints it.
+type Event struct {
+	ID       string `json:"id"`
+	Action   string `json:"Action"`
+	TimeNano int64  `json:"timeNano"`
+	Actor    struct {
+		Attributes map[string]string
+	}
+}
+
+// Name is the container name of the event.
+func (e Event) Name() string { return e.Actor.Attributes["name"] }
+
+// Events records the daemon's events for this run's containers from now
+// until t ends.
+type Events struct {
+	mu   sync.Mutex
+	all  []Event
+	wake chan struct{}
+}
+
+// WatchEvents starts recording. The daemon's own clock stamps each event.
+func (e *Env) WatchEvents(t testing.TB) *Events {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	// since makes the daemon send what happens before the stream is up too.
+	since := fmt.Sprintf("%d.%09d", time.Now().Unix(), time.Now().Nanosecond())
+	cmd := exec.CommandContext(ctx, "docker", "events", "--format", "{{json .}}", "--since", since,
+		"--filter", "label="+TestLabel+"="+e.RunID, "--filter", "type=container")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("docker events: %v", err)
+	}
+	ev := &Events{wake: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var m Event
+			if json.Unmarshal(sc.Bytes(), &m) != nil {
+				continue
+			}
+			ev.mu.Lock()
+			ev.all = append(ev.all, m)
+			close(ev.wake)
+			ev.wake = make(chan struct{})
+			ev.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cancel(); _ = cmd.Wait(); <-done })
+	return ev
+}
+
+// Wait returns the first recorded event matching match, waiting up to d.
+func (ev *Events) Wait(t testing.TB, d time.Duration, what string, match func(Event) bool) Event {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		ev.mu.Lock()
+		for _, m := range ev.all {
+			if match(m) {
+				ev.mu.Unlock()
+				return m
+			}
+		}
+		wake := ev.wake
+		ev.mu.Unlock()
+		select {
+		case <-wake:
+		case <-deadline:
+			t.Fatalf("no %s within %s", what, d)
+			return Event{}
+		}
+	}
+}
+
+// All returns the events recorded so far that match.
+func (ev *Events) All(match func(Event) bool) []Event {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	var out []Event
+	for _, m := range ev.all {
+		if match(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Is matches events of container name with action.
+func Is(name, action string) func(Event) bool {
+	return func(e Event) bool { return e.Name() == name && e.Action == action }
+}

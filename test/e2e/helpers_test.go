@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/healmydocker/healmydocker/internal/app"
+	"github.com/healmydocker/healmydocker/internal/bus"
+	"github.com/healmydocker/healmydocker/internal/config"
+	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/internal/logging"
+)
+
+// healer is an in-process all-in-one healer.
+type healer struct {
+	*app.App
+	stop func()
+	got  *recorder
+}
+
+// startHealer runs a healer on dataDir with args until t ends or stop.
+func startHealer(t *testing.T, dataDir string, args ...string) *healer {
+	t.Helper()
+	args = append([]string{"--data-dir", dataDir, "--http-port", strconv.Itoa(freePort(t)), "--log-level", "debug"}, args...)
+	cfg, err := config.Load(args, nil, io.Discard, func(string) {})
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	log := logging.New(testWriter{t}, "text", cfg.LogLevel)
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, log, "test")
+	if err != nil {
+		cancel()
+		t.Fatalf("start healer: %v", err)
+	}
+	rec := record(t, a.Bus().Conn(), "hmd.>")
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("healer run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("healer did not stop within 30s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &healer{App: a, stop: stop, got: rec}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// recorder keeps every event published on the bus.
+type recorder struct {
+	mu   sync.Mutex
+	all  []events.Event
+	wake chan struct{}
+}
+
+func record(t *testing.T, nc *nats.Conn, subject string) *recorder {
+	r := &recorder{wake: make(chan struct{})}
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		e, err := events.Unmarshal(m.Data)
+		if err != nil {
+			t.Errorf("bad event on %s: %v", m.Subject, err)
+			return
+		}
+		r.mu.Lock()
+		r.all = append(r.all, e)
+		close(r.wake)
+		r.wake = make(chan struct{})
+		r.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatalf("subscribe %s: %v", subject, err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return r
+}
+
+func (r *recorder) wait(t *testing.T, d time.Duration, what string, match func(events.Event) bool) events.Event {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		r.mu.Lock()
+		for _, e := range r.all {
+			if match(e) {
+				r.mu.Unlock()
+				return e
+			}
+		}
+		wake := r.wake
+		r.mu.Unlock()
+		select {
+		case <-wake:
+		case <-deadline:
+			t.Fatalf("no bus event %s within %s", what, d)
+		}
+	}
+}
+
+func (r *recorder) count(match func(events.Event) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.all {
+		if match(e) {
+			n++
+		}
+	}
+	return n
+}
+
+func kindOf(k events.Kind, container string) func(events.Event) bool {
+	return func(e events.Event) bool { return e.Kind() == k && e.Subject == container }
+}
+
+// history reads every event stored in the data dir of a stopped healer.
+func history(t *testing.T, dataDir string) []events.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Options{DataDir: dataDir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("reopen data dir: %v", err)
+	}
+	defer b.Close()
+	s, err := b.JetStream().Stream(ctx, bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Event
+	for range info.State.Msgs {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("read history: %v", err)
+		}
+		e, err := events.Unmarshal(m.Data())
+		if err != nil {
+			t.Fatalf("stored event: %v", err)
+		}
+		out = append(out, e)
+	}
+	return out
+}

@@ -1,0 +1,47 @@
+// Package e2e tests the healer against the real Docker Engine, with fixture
+// containers built FROM scratch. Without a reachable engine it fails.
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/healmydocker/healmydocker/test/dockertest"
+)
+
+var (
+	env *dockertest.Env
+	// healerBin is the healer built for subprocess tests.
+	healerBin string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	var err error
+	env, err = dockertest.Setup()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
+	defer env.Close()
+	dir, err := os.MkdirTemp("", "hmd-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	healerBin = filepath.Join(dir, "healer")
+	build := exec.Command("go", "build", "-o", healerBin, "../../cmd/healer")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: build healer: %v: %s\n", err, out)
+		return 1
+	}
+	return m.Run()
+}

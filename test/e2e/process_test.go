@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runHealer starts the healer binary and returns it once /readyz says 200.
+func runHealer(t *testing.T, dataDir string, port int, extra ...string) *exec.Cmd {
+	t.Helper()
+	args := append([]string{"--data-dir", dataDir, "--http-port", fmt.Sprint(port), "--container-label", "hmd-none-" + env.RunID}, extra...)
+	cmd := exec.Command(healerBin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("healer stderr:\n%s", stderr.String())
+		}
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return cmd
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healer not ready within 30s: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// (e) A second healer on a locked data dir exits with a clear error and
+// leaves the first one and its store alone.
+func TestSecondHealerOnLockedDataDirFails(t *testing.T) {
+	data := t.TempDir()
+	port := freePort(t)
+	runHealer(t, data, port)
+	before := snapshot(t, data)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	second := exec.CommandContext(ctx, healerBin, "--data-dir", data, "--http-port", fmt.Sprint(freePort(t)))
+	out, err := second.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("second healer: err %v, want exit code 1; output:\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("data dir is locked by another healer")) || !bytes.Contains(out, []byte(data)) {
+		t.Errorf("second healer's message does not say the data dir is locked:\n%s", out)
+	}
+	if after := snapshot(t, data); after != before {
+		t.Errorf("second healer changed the data dir:\nbefore %s\nafter  %s", before, after)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("first healer not ready after the second one tried: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// snapshot lists the data dir's files with sizes and modification times.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			fmt.Fprintf(&b, "%s:%d:%d ", strings.TrimPrefix(p, dir), fi.Size(), fi.ModTime().UnixNano())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// (f) Bad configuration exits with code 2 and one line naming the key, the
+// value and what was expected.
+func TestBadConfigurationExitsWithOneLine(t *testing.T) {
+	dir := t.TempDir()
+	unknownKey := filepath.Join(dir, "unknown.yaml")
+	if err := os.WriteFile(unknownKey, []byte("http_port: 8380\nrestart_everything: yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badValue := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(badValue, []byte("max_concurrent_restarts: many\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"port not a number", []string{"HMD_HTTP_PORT=abc"}, nil, []string{"http_port", "HMD_HTTP_PORT", `"abc"`, "integer"}},
+		{"unknown key in file", nil, []string{"--config", unknownKey}, []string{"restart_everything", unknownKey, "known setting"}},
+		{"bad value in file", nil, []string{"--config", badValue}, []string{"max_concurrent_restarts", `"many"`, "integer"}},
+		{"bad duration flag", nil, []string{"--stop-timeout", "soon"}, []string{"stop_timeout", "--stop-timeout", `"soon"`, "duration"}},
+		{"bad log level", []string{"HMD_LOG_LEVEL=loud"}, nil, []string{"log_level", `"loud"`, "debug, info, warn, error"}},
+		{"unknown flag", nil, []string{"--restart-everything"}, []string{"unknown flag", "--restart-everything"}},
+		{"missing file", nil, []string{"--config", filepath.Join(dir, "nope.yaml")}, []string{"config", "nope.yaml"}},
+		{"listener without auth", []string{"HMD_NATS_LISTEN=127.0.0.1:4222"}, nil, []string{"nats_listen", "nats_user"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(healerBin, append(tt.args, "--data-dir", filepath.Join(dir, "data"))...)
+			cmd.Env = append(os.Environ(), tt.env...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+				t.Fatalf("err %v, want exit code 2; stderr:\n%s", err, stderr.String())
+			}
+			lines := nonEmptyLines(stderr.String())
+			if len(lines) != 1 {
+				t.Fatalf("want one line on stderr, got %d:\n%s", len(lines), stderr.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(lines[0], w) {
+					t.Errorf("message %q lacks %q", lines[0], w)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+				t.Errorf("a data dir was created despite the bad configuration")
+			}
+		})
+	}
+}
+
+func nonEmptyLines(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) != "" {
+			out = append(out, sc.Text())
+		}
+	}
+	return out
+}
