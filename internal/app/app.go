@@ -71,7 +71,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hmd_heal_decision_seconds",
 		Help:    "Time from reading a Docker event to sending its restart request.",
-		Buckets: prometheus.ExponentialBuckets(10e-6, 2, 14),
+		Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1},
 	})
 	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hmd_restarts_total",

@@ -108,9 +108,8 @@ type Spec struct {
 	Args []string
 }
 
-// Run starts a fixture container and removes it when t ends.
-func (e *Env) Run(t testing.TB, s Spec) string {
-	t.Helper()
+// Start starts a fixture container.
+func (e *Env) Start(s Spec) (string, error) {
 	args := []string{"run", "-d", "--name", s.Name, "--label", TestLabel + "=" + e.RunID}
 	for k, v := range s.Labels {
 		args = append(args, "--label", k+"="+v)
@@ -122,7 +121,17 @@ func (e *Env) Run(t testing.TB, s Spec) string {
 	args = append(args, e.Image)
 	id, err := Docker(args...)
 	if err != nil {
-		t.Fatalf("run fixture %s: %v", s.Name, err)
+		return "", fmt.Errorf("run fixture %s: %w", s.Name, err)
+	}
+	return id, nil
+}
+
+// Run starts a fixture container and removes it when t ends.
+func (e *Env) Run(t testing.TB, s Spec) string {
+	t.Helper()
+	id, err := e.Start(s)
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = Docker("rm", "-f", "-v", id) })
 	return id
@@ -185,22 +194,36 @@ type Events struct {
 	wake chan struct{}
 }
 
-// WatchEvents starts recording. The daemon's own clock stamps each event.
+// WatchEvents starts recording until t ends.
 func (e *Env) WatchEvents(t testing.TB) *Events {
 	t.Helper()
+	ev, stop, err := e.Stream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return ev
+}
+
+// Stream starts recording the daemon's events for this run's containers
+// until stop. The daemon's own clock stamps each event.
+func (e *Env) Stream() (ev *Events, stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// since makes the daemon send what happens before the stream is up too.
-	since := fmt.Sprintf("%d.%09d", time.Now().Unix(), time.Now().Nanosecond())
+	now := time.Now()
+	since := fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond())
 	cmd := exec.CommandContext(ctx, "docker", "events", "--format", "{{json .}}", "--since", since,
 		"--filter", "label="+TestLabel+"="+e.RunID, "--filter", "type=container")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		cancel()
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("docker events: %v", err)
+		cancel()
+		return nil, nil, fmt.Errorf("docker events: %w", err)
 	}
-	ev := &Events{wake: make(chan struct{})}
+	ev = &Events{wake: make(chan struct{})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -218,20 +241,28 @@ func (e *Env) WatchEvents(t testing.TB) *Events {
 			ev.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() { cancel(); _ = cmd.Wait(); <-done })
-	return ev
+	return ev, func() { cancel(); _ = cmd.Wait(); <-done }, nil
 }
 
 // Wait returns the first recorded event matching match, waiting up to d.
 func (ev *Events) Wait(t testing.TB, d time.Duration, what string, match func(Event) bool) Event {
 	t.Helper()
+	m, ok := ev.WaitFor(d, match)
+	if !ok {
+		t.Fatalf("no %s within %s", what, d)
+	}
+	return m
+}
+
+// WaitFor returns the first recorded event matching match, waiting up to d.
+func (ev *Events) WaitFor(d time.Duration, match func(Event) bool) (Event, bool) {
 	deadline := time.After(d)
 	for {
 		ev.mu.Lock()
 		for _, m := range ev.all {
 			if match(m) {
 				ev.mu.Unlock()
-				return m
+				return m, true
 			}
 		}
 		wake := ev.wake
@@ -239,8 +270,7 @@ func (ev *Events) Wait(t testing.TB, d time.Duration, what string, match func(Ev
 		select {
 		case <-wake:
 		case <-deadline:
-			t.Fatalf("no %s within %s", what, d)
-			return Event{}
+			return Event{}, false
 		}
 	}
 }

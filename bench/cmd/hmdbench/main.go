@@ -1,0 +1,322 @@
+// Command hmdbench measures heal latency on the real Docker Engine: from the
+// daemon's health_status: unhealthy event to its kill event for the same
+// container, both on the daemon's clock. Rounds of the healer alternate with
+// rounds of the floor program, and the medians are written to BENCHMARKS.md.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/healmydocker/healmydocker/test/dockertest"
+)
+
+func main() {
+	healer := flag.String("healer", "bin/healer", "healer binary")
+	floor := flag.String("floor", "bin/floor", "floor binary")
+	out := flag.String("out", "BENCHMARKS.md", "report file")
+	rounds := flag.Int("rounds", 5, "rounds of each program per size")
+	sizes := flag.String("sizes", "10,40", "containers turning unhealthy together, per round")
+	interval := flag.Duration("health-interval", 100*time.Millisecond, "fixture health-check interval")
+	flag.Parse()
+	if err := run(*healer, *floor, *out, *rounds, *sizes, *interval); err != nil {
+		fmt.Fprintln(os.Stderr, "hmdbench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	p50, p90, max time.Duration
+}
+
+func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval time.Duration) error {
+	env, err := dockertest.Setup()
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	var sizes []int
+	for _, s := range strings.Split(sizesFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("size %q: %w", s, err)
+		}
+		sizes = append(sizes, n)
+	}
+	b := &bench{env: env, healerBin: healerBin, floorBin: floorBin, interval: interval}
+	var report strings.Builder
+	cmdline := "make bench  # " + strings.Join(os.Args, " ")
+	fmt.Fprintf(&report, "# Benchmarks\n\nProduced by `%s` on %s (%s).\n\n", cmdline, time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
+	fmt.Fprintf(&report, "## Heal latency\n\nFrom the daemon's `health_status: unhealthy` event to its `kill` event for the same container, both on the daemon's clock. ")
+	fmt.Fprintf(&report, "Each round starts N fresh fixture containers (health check every %s, 1 retry) that turn unhealthy at the same instant. ", interval)
+	fmt.Fprintf(&report, "Rounds of the healer and of the floor program (a goroutine calling ContainerRestart per unhealthy event, no policy, no bus) alternate; each figure is the median over %d rounds of that round's percentile.\n\n", rounds)
+	fmt.Fprintf(&report, "| N | program | p50 | p90 | max | healed |\n|---|---|---|---|---|---|\n")
+	var verdicts []string
+	for _, n := range sizes {
+		res := map[string][]result{}
+		healed := map[string]string{}
+		for r := range rounds {
+			for _, prog := range []string{"healer", "floor"} {
+				rr, err := b.round(prog, n, r)
+				if err != nil {
+					return fmt.Errorf("%s round %d with %d containers: %w", prog, r, n, err)
+				}
+				fmt.Fprintf(os.Stderr, "n=%d round=%d %s: p50 %s p90 %s max %s\n", n, r, prog, ms(rr.p50), ms(rr.p90), ms(rr.max))
+				res[prog] = append(res[prog], rr)
+				healed[prog] = fmt.Sprintf("%d/%d in every round", n, n)
+			}
+		}
+		med := map[string]result{}
+		for prog, rs := range res {
+			med[prog] = result{
+				p50: median(rs, func(r result) time.Duration { return r.p50 }),
+				p90: median(rs, func(r result) time.Duration { return r.p90 }),
+				max: median(rs, func(r result) time.Duration { return r.max }),
+			}
+			fmt.Fprintf(&report, "| %d | %s | %s | %s | %s | %s |\n", n, prog, ms(med[prog].p50), ms(med[prog].p90), ms(med[prog].max), healed[prog])
+		}
+		r50 := float64(med["healer"].p50) / float64(med["floor"].p50)
+		r90 := float64(med["healer"].p90) / float64(med["floor"].p90)
+		ok := "meets"
+		if r50 > 1.2 || r90 > 1.2 {
+			ok = "misses"
+		}
+		verdicts = append(verdicts, fmt.Sprintf("- N=%d: healer/floor = %.2f at p50, %.2f at p90: %s the target of 1.2.", n, r50, r90, ok))
+	}
+	fmt.Fprintf(&report, "\n%s\n", strings.Join(verdicts, "\n"))
+	fmt.Fprintf(&report, "\n## The healer's own time\n\nFrom reading the Docker event to sending the restart request (`hmd_heal_decision_seconds`, all healer rounds together): %.0f restarts, p99 %s. Target: p99 ≤ 1 ms. Publishing to JetStream is not on this path: the healer only appends to an in-memory queue.\n", b.decisions.count, b.decisions.p99())
+	if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(report.String())
+	return nil
+}
+
+func machine() string {
+	cpus := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		cpus = strconv.Itoa(strings.Count(string(b), "processor\t:"))
+	}
+	v, _ := dockertest.Docker("version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})")
+	return cpus + " CPUs, Docker " + v
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
+}
+
+func median(rs []result, f func(result) time.Duration) time.Duration {
+	v := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func percentile(v []time.Duration, p float64) time.Duration {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(math.Ceil(p*float64(len(s)))) - 1
+	return s[max(i, 0)]
+}
+
+type bench struct {
+	env                 *dockertest.Env
+	healerBin, floorBin string
+	interval            time.Duration
+	decisions           histogram
+}
+
+// round runs one program against n containers and returns their latencies.
+func (b *bench) round(prog string, n, r int) (result, error) {
+	label := fmt.Sprintf("hmdbench-%s-%d-%d", prog, n, r)
+	stream, stopEvents, err := b.env.Stream()
+	if err != nil {
+		return result{}, err
+	}
+	defer stopEvents()
+	stopProg, err := b.start(prog, label)
+	if err != nil {
+		return result{}, err
+	}
+	defer stopProg()
+
+	at := time.Now().Add(time.Second + time.Duration(n)*150*time.Millisecond)
+	names := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 4)
+	for i := range n {
+		names[i] = fmt.Sprintf("%s-c%d", label, i)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			_, err := b.env.Start(dockertest.Spec{
+				Name:   names[i],
+				Labels: map[string]string{label: "true"},
+				Env:    map[string]string{"FIXTURE_UNHEALTHY_AT": strconv.FormatInt(at.UnixMilli(), 10), "FIXTURE_SICK_RUNS": "1"},
+				Args:   []string{"--health-interval", b.interval.String(), "--health-retries", "1"},
+			})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	defer func() {
+		_, _ = dockertest.Docker(append([]string{"rm", "-f", "-v"}, names...)...)
+	}()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return result{}, err
+		}
+	}
+	var lat []time.Duration
+	for _, name := range names {
+		u, ok := stream.WaitFor(time.Until(at)+60*time.Second, dockertest.Is(name, "health_status: unhealthy"))
+		if !ok {
+			return result{}, fmt.Errorf("%s never turned unhealthy", name)
+		}
+		k, ok := stream.WaitFor(30*time.Second, func(e dockertest.Event) bool {
+			return dockertest.Is(name, "kill")(e) && e.TimeNano >= u.TimeNano
+		})
+		if !ok {
+			return result{}, fmt.Errorf("%s was not restarted within 30s of turning unhealthy", name)
+		}
+		if _, ok := stream.WaitFor(30*time.Second, func(e dockertest.Event) bool {
+			return dockertest.Is(name, "start")(e) && e.TimeNano > k.TimeNano
+		}); !ok {
+			return result{}, fmt.Errorf("%s was not started again within 30s", name)
+		}
+		lat = append(lat, time.Duration(k.TimeNano-u.TimeNano))
+	}
+	if prog == "healer" {
+		if err := b.scrape(); err != nil {
+			return result{}, err
+		}
+	}
+	return result{p50: percentile(lat, 0.5), p90: percentile(lat, 0.9), max: percentile(lat, 1)}, nil
+}
+
+var metricsURL string
+
+// start runs the program and returns once it watches events.
+func (b *bench) start(prog, label string) (func(), error) {
+	var cmd *exec.Cmd
+	switch prog {
+	case "floor":
+		cmd = exec.Command(b.floorBin, "-label", label+"=true")
+	default:
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		dir, err := os.MkdirTemp("", "hmdbench-")
+		if err != nil {
+			return nil, err
+		}
+		metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+		cmd = exec.Command(b.healerBin, "--data-dir", filepath.Join(dir, "data"), "--container-label", label,
+			"--http-port", strconv.Itoa(port), "--log-level", "warn")
+		defer func() { go func() { _ = cmd.Wait(); os.RemoveAll(dir) }() }()
+	}
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := func() { _ = cmd.Process.Signal(os.Interrupt) }
+	if prog == "floor" {
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || !strings.Contains(line, "watching") {
+			stop()
+			return nil, fmt.Errorf("floor did not start: %q %v", line, err)
+		}
+		return func() { stop(); _ = cmd.Wait() }, nil
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	ready := strings.TrimSuffix(metricsURL, "metrics") + "readyz"
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if resp, err := http.Get(ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("healer not ready within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return stop, nil
+}
+
+// histogram accumulates hmd_heal_decision_seconds over healer rounds.
+type histogram struct {
+	count   float64
+	buckets map[float64]float64
+}
+
+func (b *bench) scrape() error {
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		return fmt.Errorf("scrape metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if b.decisions.buckets == nil {
+		b.decisions.buckets = map[float64]float64{}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, `hmd_heal_decision_seconds_bucket{le="`):
+			rest := strings.TrimPrefix(line, `hmd_heal_decision_seconds_bucket{le="`)
+			le, val, _ := strings.Cut(rest, `"} `)
+			if le == "+Inf" {
+				continue
+			}
+			l, _ := strconv.ParseFloat(le, 64)
+			v, _ := strconv.ParseFloat(val, 64)
+			b.decisions.buckets[l] += v
+		case strings.HasPrefix(line, "hmd_heal_decision_seconds_count "):
+			v, _ := strconv.ParseFloat(strings.TrimPrefix(line, "hmd_heal_decision_seconds_count "), 64)
+			b.decisions.count += v
+		}
+	}
+	return sc.Err()
+}
+
+// p99 is the upper bound of the bucket holding the 99th percentile.
+func (h histogram) p99() string {
+	les := make([]float64, 0, len(h.buckets))
+	for le := range h.buckets {
+		les = append(les, le)
+	}
+	slices.Sort(les)
+	for _, le := range les {
+		if h.buckets[le] >= 0.99*h.count {
+			return "≤ " + strconv.FormatFloat(le*1000, 'g', 3, 64) + " ms"
+		}
+	}
+	return "> largest bucket"
+}
