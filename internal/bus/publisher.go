@@ -110,6 +110,13 @@ func (p *Publisher) flush(ctx context.Context) {
 			return
 		}
 		stored, err := p.store(ctx, batch)
+		if err != nil && ctx.Err() != nil {
+			// Shutting down: Run flushes again with its own deadline.
+			p.mu.Lock()
+			p.queue = p.queue[min(stored, len(p.queue)):]
+			p.mu.Unlock()
+			return
+		}
 		p.mu.Lock()
 		// Only the stored prefix leaves the queue, so order is kept.
 		p.queue = p.queue[min(stored, len(p.queue)):]

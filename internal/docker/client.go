@@ -43,7 +43,8 @@ type Info struct {
 	Name       string
 	APIVersion string
 	Version    string
-	// Skew is the daemon's clock minus ours.
+	// Skew is the least the daemon's clock can be ahead of ours: replays are
+	// judged by it, and erring low treats a doubtful event as live.
 	Skew time.Duration
 }
 
@@ -53,14 +54,14 @@ func (c *Client) Connect(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("ping docker at %s: %w", c.Host(), err)
 	}
-	before := time.Now()
 	res, err := c.api.Info(ctx, client.InfoOptions{})
 	if err != nil {
 		return Info{}, fmt.Errorf("docker info at %s: %w", c.Host(), err)
 	}
+	after := time.Now()
 	info := Info{Name: res.Info.Name, APIVersion: ping.APIVersion, Version: res.Info.ServerVersion}
 	if t, err := time.Parse(time.RFC3339Nano, res.Info.SystemTime); err == nil {
-		info.Skew = t.Sub(before)
+		info.Skew = t.Sub(after)
 	}
 	return info, nil
 }

@@ -33,15 +33,23 @@ type Watcher struct {
 	log       *slog.Logger
 	pingEvery time.Duration
 
-	// last is the daemon time of the newest event seen, and seenAtLast the
-	// events at exactly that time: resuming with since=last re-sends them.
-	last       int64
-	seenAtLast map[string]struct{}
+	// last is the daemon time of the newest event seen; seen holds the
+	// events of the last replayWindow before it. The daemon stamps events
+	// before it sends them, so they can arrive slightly out of time order:
+	// duplicates are recognised by key, never by time.
+	last   int64
+	seen   map[string]int64
+	pruned int64
 }
+
+// replayWindow is how far before the newest event seen a reconnect asks
+// the daemon to resend, to catch events that were stamped earlier but not
+// yet sent when the stream broke.
+const replayWindow = 5 * time.Second
 
 // NewWatcher returns a watcher that feeds sink and reports to status.
 func NewWatcher(c *Client, sink Sink, status Status, pingEvery time.Duration, log *slog.Logger) *Watcher {
-	return &Watcher{c: c, sink: sink, status: status, log: log, pingEvery: pingEvery, seenAtLast: map[string]struct{}{}}
+	return &Watcher{c: c, sink: sink, status: status, log: log, pingEvery: pingEvery, seen: map[string]int64{}}
 }
 
 // interesting are the actions the healer and cleaner use; the rest (exec_*
@@ -84,7 +92,8 @@ func (w *Watcher) session(ctx context.Context) error {
 	}
 	opts := client.EventsListOptions{Filters: client.Filters{}.Add("type", "container").Add("event", interesting...)}
 	if w.last != 0 {
-		opts.Since = fmt.Sprintf("%d.%09d", w.last/1e9, w.last%1e9)
+		since := w.last - int64(replayWindow)
+		opts.Since = fmt.Sprintf("%d.%09d", since/1e9, since%1e9)
 	}
 	// Events older than this were sent again because of since.
 	subscribed := time.Now().Add(info.Skew).UnixNano()
@@ -123,19 +132,19 @@ func (w *Watcher) handle(m events.Message, subscribed int64) {
 	if t == 0 {
 		t = m.Time * 1e9
 	}
-	key := m.Actor.ID + "/" + string(m.Action)
-	switch {
-	case t < w.last:
+	key := m.Actor.ID + "/" + string(m.Action) + "/" + strconv.FormatInt(t, 10)
+	if _, dup := w.seen[key]; dup {
 		return
-	case t == w.last:
-		if _, dup := w.seenAtLast[key]; dup {
-			return
-		}
-	default:
-		w.last = t
-		clear(w.seenAtLast)
 	}
-	w.seenAtLast[key] = struct{}{}
+	w.seen[key] = t
+	if t > w.last {
+		w.last = t
+		// Pruned keys are older than any since= a reconnect will use.
+		if t-w.pruned > int64(time.Second) {
+			w.prune()
+			w.pruned = t
+		}
+	}
 	o, ok := Convert(m)
 	if !ok {
 		return
@@ -143,6 +152,14 @@ func (w *Watcher) handle(m events.Message, subscribed int64) {
 	o.Received = received
 	o.Replayed = t < subscribed
 	w.sink(o)
+}
+
+func (w *Watcher) prune() {
+	for k, t := range w.seen {
+		if t < w.last-int64(replayWindow) {
+			delete(w.seen, k)
+		}
+	}
 }
 
 // Convert turns a daemon event into an observation; ok is false for

@@ -89,6 +89,7 @@ func (h *Healer) Handle(o events.Observed) {
 		h.state[o.ContainerID] = st
 	}
 	d := Decide(*st, o)
+	h.o.Log.Debug("observed", "container", o.Name, "event", o.Kind, "reconciled", o.Reconciled, "replayed", o.Replayed, "verdict", d.Verdict)
 	if d.Verdict == Restart {
 		st.InFlight = true
 	}

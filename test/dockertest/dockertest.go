@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,9 +47,21 @@ func Setup() (*Env, error) {
 	return e, nil
 }
 
+// moduleRoot finds go.mod upwards from the working directory: tests run in
+// their package's directory, tools from the repository's.
 func moduleRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	dir, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
 }
 
 func (e *Env) build() error {
@@ -212,8 +223,14 @@ func (e *Env) Stream() (ev *Events, stop func(), err error) {
 	// since makes the daemon send what happens before the stream is up too.
 	now := time.Now()
 	since := fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond())
-	cmd := exec.CommandContext(ctx, "docker", "events", "--format", "{{json .}}", "--since", since,
-		"--filter", "label="+TestLabel+"="+e.RunID, "--filter", "type=container")
+	args := []string{"events", "--format", "{{json .}}", "--since", since,
+		"--filter", "label=" + TestLabel + "=" + e.RunID, "--filter", "type=container"}
+	// Only these: the exec events of every health probe would flood the
+	// stream, and the daemon drops events for a reader that falls behind.
+	for _, a := range []string{"health_status", "create", "start", "kill", "die", "stop", "restart", "oom", "destroy", "rename"} {
+		args = append(args, "--filter", "event="+a)
+	}
+	cmd := exec.CommandContext(ctx, "docker", args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		cancel()

@@ -162,3 +162,27 @@ func nonEmptyLines(s string) []string {
 	}
 	return out
 }
+
+// healer healthcheck exits 0 against a live healer and 1 without one.
+func TestHealthcheckCommand(t *testing.T) {
+	port := freePort(t)
+	runHealer(t, t.TempDir(), port, "--http-prefix", "/hmd")
+	check := func(port int) (int, string) {
+		cmd := exec.Command(healerBin, "healthcheck", "--http-port", fmt.Sprint(port), "--http-prefix", "/hmd")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	if code, out := check(port); code != 0 {
+		t.Errorf("healthcheck against a live healer: exit %d: %s", code, out)
+	}
+	if code, out := check(freePort(t)); code != 1 || !strings.Contains(out, "healthcheck") {
+		t.Errorf("healthcheck with nothing listening: exit %d: %s", code, out)
+	}
+}

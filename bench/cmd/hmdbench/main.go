@@ -31,8 +31,9 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of each program per size")
 	sizes := flag.String("sizes", "10,40", "containers turning unhealthy together, per round")
 	interval := flag.Duration("health-interval", 100*time.Millisecond, "fixture health-check interval")
+	logLevel := flag.String("healer-log-level", "warn", "the healer's log level")
 	flag.Parse()
-	if err := run(*healer, *floor, *out, *rounds, *sizes, *interval); err != nil {
+	if err := run(*healer, *floor, *out, *rounds, *sizes, *interval, *logLevel); err != nil {
 		fmt.Fprintln(os.Stderr, "hmdbench:", err)
 		os.Exit(1)
 	}
@@ -42,7 +43,7 @@ type result struct {
 	p50, p90, max time.Duration
 }
 
-func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval time.Duration) error {
+func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval time.Duration, logLevel string) error {
 	env, err := dockertest.Setup()
 	if err != nil {
 		return err
@@ -56,7 +57,7 @@ func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval
 		}
 		sizes = append(sizes, n)
 	}
-	b := &bench{env: env, healerBin: healerBin, floorBin: floorBin, interval: interval}
+	b := &bench{env: env, healerBin: healerBin, floorBin: floorBin, interval: interval, logLevel: logLevel}
 	var report strings.Builder
 	cmdline := "make bench  # " + strings.Join(os.Args, " ")
 	fmt.Fprintf(&report, "# Benchmarks\n\nProduced by `%s` on %s (%s).\n\n", cmdline, time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine())
@@ -138,6 +139,7 @@ type bench struct {
 	env                 *dockertest.Env
 	healerBin, floorBin string
 	interval            time.Duration
+	logLevel            string
 	decisions           histogram
 }
 
@@ -153,7 +155,6 @@ func (b *bench) round(prog string, n, r int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	defer stopProg()
 
 	at := time.Now().Add(time.Second + time.Duration(n)*150*time.Millisecond)
 	names := make([]string, n)
@@ -175,7 +176,9 @@ func (b *bench) round(prog string, n, r int) (result, error) {
 		})
 	}
 	wg.Wait()
+	// The program stops before its containers go, so it never races a removal.
 	defer func() {
+		stopProg()
 		_, _ = dockertest.Docker(append([]string{"rm", "-f", "-v"}, names...)...)
 	}()
 	close(errs)
@@ -232,7 +235,7 @@ func (b *bench) start(prog, label string) (func(), error) {
 		}
 		metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 		cmd = exec.Command(b.healerBin, "--data-dir", filepath.Join(dir, "data"), "--container-label", label,
-			"--http-port", strconv.Itoa(port), "--log-level", "warn")
+			"--http-port", strconv.Itoa(port), "--log-level", b.logLevel)
 		defer func() { go func() { _ = cmd.Wait(); os.RemoveAll(dir) }() }()
 	}
 	cmd.Stderr = os.Stderr

@@ -1,0 +1,318 @@
+// Package fakedocker is a fake Docker Engine API on a unix socket: the
+// subset HealMyDocker uses (/_ping, /version, /info, /events,
+// /containers/json, /containers/{id}/json, restart, stop, start, delete).
+// It exists for what the real engine can't show in a test: thousands of
+// containers, dropped event streams, replays. It never replaces the real
+// engine in tests that claim healing works.
+package fakedocker
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/system"
+)
+
+// Container is one fake container.
+type Container struct {
+	ID      string
+	Name    string
+	Labels  map[string]string
+	Running bool
+	Health  string // "", "starting", "healthy", "unhealthy"
+}
+
+// Server is the fake engine.
+type Server struct {
+	path string
+	ln   net.Listener
+	srv  *http.Server
+
+	mu         sync.Mutex
+	containers map[string]*Container
+	history    []events.Message
+	subs       map[chan events.Message]struct{}
+	streams    chan struct{} // closed to cut every event stream
+	calls      []string
+	last       int64
+}
+
+// Start serves on a new unix socket in dir.
+func Start(dir string) (*Server, error) {
+	path := filepath.Join(dir, "docker.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{path: path, ln: ln, containers: map[string]*Container{}, subs: map[chan events.Message]struct{}{}, streams: make(chan struct{})}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Host is the DOCKER_HOST of the fake.
+func (s *Server) Host() string { return "unix://" + s.path }
+
+// Close stops the fake.
+func (s *Server) Close() error {
+	s.CutStreams()
+	err := s.srv.Close()
+	_ = os.Remove(s.path)
+	return err
+}
+
+// Add creates a container.
+func (s *Server) Add(c Container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cc := c
+	s.containers[c.ID] = &cc
+}
+
+// Calls lists the mutating requests received, as "restart <id>".
+func (s *Server) Calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.calls...)
+}
+
+// Emit records an event about container id and sends it to live streams.
+func (s *Server) Emit(id string, action events.Action, attrs map[string]string) events.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.emitLocked(id, action, attrs)
+}
+
+// EmitAt is Emit with the daemon's timestamp given, to send events out of
+// time order as a busy daemon does.
+func (s *Server) EmitAt(id string, action events.Action, attrs map[string]string, at time.Time) events.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.emitAtLocked(id, action, attrs, at.UnixNano())
+}
+
+func (s *Server) emitLocked(id string, action events.Action, extra map[string]string) events.Message {
+	now := time.Now().UnixNano()
+	if now <= s.last {
+		now = s.last + 1
+	}
+	s.last = now
+	return s.emitAtLocked(id, action, extra, now)
+}
+
+func (s *Server) emitAtLocked(id string, action events.Action, extra map[string]string, now int64) events.Message {
+	attrs := map[string]string{}
+	if c := s.containers[id]; c != nil {
+		for k, v := range c.Labels {
+			attrs[k] = v
+		}
+		attrs["name"] = c.Name
+		attrs["image"] = "fake"
+		switch action {
+		case events.ActionHealthStatusUnhealthy:
+			c.Health = "unhealthy"
+		case events.ActionHealthStatusHealthy:
+			c.Health = "healthy"
+		}
+	}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	m := events.Message{Type: events.ContainerEventType, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}, Scope: "local", Time: now / 1e9, TimeNano: now}
+	s.history = append(s.history, m)
+	for ch := range s.subs {
+		select {
+		case ch <- m:
+		default: // like the daemon: a slow subscriber loses events
+		}
+	}
+	return m
+}
+
+// CutStreams ends every open event stream, as a daemon restart would.
+func (s *Server) CutStreams() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Unsubscribe now, so no later event reaches a stream being cut.
+	clear(s.subs)
+	close(s.streams)
+	s.streams = make(chan struct{})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if strings.HasPrefix(path, "/v1.") {
+		if i := strings.Index(path[1:], "/"); i >= 0 {
+			path = path[i+1:]
+		}
+	}
+	w.Header().Set("Api-Version", "1.41")
+	w.Header().Set("Ostype", "linux")
+	switch {
+	case path == "/_ping":
+		_, _ = w.Write([]byte("OK"))
+	case path == "/version":
+		writeJSON(w, map[string]string{"Version": "20.10.99-fake", "ApiVersion": "1.41", "MinAPIVersion": "1.12"})
+	case path == "/info":
+		writeJSON(w, system.Info{Name: "fakehost", ServerVersion: "20.10.99-fake", SystemTime: time.Now().Format(time.RFC3339Nano)})
+	case path == "/events":
+		s.events(w, r)
+	case path == "/containers/json":
+		s.list(w, r)
+	case strings.HasPrefix(path, "/containers/"):
+		rest := strings.TrimPrefix(path, "/containers/")
+		id, op, _ := strings.Cut(rest, "/")
+		s.container(w, r, id, op)
+	default:
+		http.Error(w, `{"message":"not in the fake: `+path+`"}`, http.StatusNotFound)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	var since int64
+	if v := r.URL.Query().Get("since"); v != "" {
+		sec, frac, _ := strings.Cut(v, ".")
+		a, _ := strconv.ParseInt(sec, 10, 64)
+		frac = (frac + "000000000")[:9]
+		b, _ := strconv.ParseInt(frac, 10, 64)
+		since = a*1e9 + b
+	}
+	ch := make(chan events.Message, 1024)
+	s.mu.Lock()
+	var backlog []events.Message
+	if since > 0 {
+		for _, m := range s.history {
+			if m.TimeNano >= since {
+				backlog = append(backlog, m)
+			}
+		}
+	}
+	s.subs[ch] = struct{}{}
+	cut := s.streams
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.subs, ch)
+		s.mu.Unlock()
+	}()
+	// Events queued before a cut were sent by the daemon before it went.
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	if fl != nil {
+		fl.Flush()
+	}
+	for _, m := range backlog {
+		_ = enc.Encode(m)
+	}
+	if fl != nil {
+		fl.Flush()
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-cut:
+			return
+		case m := <-ch:
+			if err := enc.Encode(m); err != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+	}
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	var f map[string]map[string]bool
+	_ = json.Unmarshal([]byte(r.URL.Query().Get("filters")), &f)
+	all := r.URL.Query().Get("all") == "1"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []container.Summary{}
+	for _, c := range s.containers {
+		if !all && !c.Running {
+			continue
+		}
+		if hs := f["health"]; len(hs) > 0 && !hs[c.Health] {
+			continue
+		}
+		out = append(out, summary(c))
+	}
+	writeJSON(w, out)
+}
+
+func summary(c *Container) container.Summary {
+	state := container.StateExited
+	if c.Running {
+		state = container.StateRunning
+	}
+	return container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: "fake", Labels: c.Labels, State: state, Status: string(state)}
+}
+
+func (s *Server) container(w http.ResponseWriter, r *http.Request, id, op string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.containers[id]
+	if c == nil {
+		w.WriteHeader(http.StatusNotFound)
+		writeJSON(w, map[string]string{"message": "No such container: " + id})
+		return
+	}
+	switch {
+	case op == "json" && r.Method == http.MethodGet:
+		st := &container.State{Running: c.Running, Status: container.StateExited, StartedAt: time.Now().Format(time.RFC3339Nano)}
+		if c.Running {
+			st.Status = container.StateRunning
+		}
+		if c.Health != "" {
+			st.Health = &container.Health{Status: container.HealthStatus(c.Health), Log: []*container.HealthcheckResult{{End: time.Now(), Output: "fake probe"}}}
+		}
+		writeJSON(w, container.InspectResponse{ID: c.ID, Name: "/" + c.Name, State: st, Config: &container.Config{Labels: c.Labels, Image: "fake"}, HostConfig: &container.HostConfig{}})
+	case op == "restart" && r.Method == http.MethodPost:
+		s.calls = append(s.calls, "restart "+id)
+		s.emitLocked(id, events.ActionKill, map[string]string{"signal": "15"})
+		s.emitLocked(id, events.ActionDie, map[string]string{"exitCode": "0"})
+		c.Running, c.Health = true, "starting"
+		s.emitLocked(id, events.ActionStart, nil)
+		s.emitLocked(id, events.ActionRestart, nil)
+		w.WriteHeader(http.StatusNoContent)
+	case op == "stop" && r.Method == http.MethodPost:
+		s.calls = append(s.calls, "stop "+id)
+		c.Running = false
+		s.emitLocked(id, events.ActionKill, map[string]string{"signal": "15"})
+		s.emitLocked(id, events.ActionDie, map[string]string{"exitCode": "0"})
+		s.emitLocked(id, events.ActionStop, nil)
+		w.WriteHeader(http.StatusNoContent)
+	case op == "start" && r.Method == http.MethodPost:
+		s.calls = append(s.calls, "start "+id)
+		c.Running = true
+		s.emitLocked(id, events.ActionStart, nil)
+		w.WriteHeader(http.StatusNoContent)
+	case op == "" && r.Method == http.MethodDelete:
+		s.calls = append(s.calls, "delete "+id)
+		delete(s.containers, id)
+		s.emitLocked(id, events.ActionDestroy, nil)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.Error(w, fmt.Sprintf(`{"message":"not in the fake: %s %s"}`, r.Method, op), http.StatusNotFound)
+	}
+}
