@@ -36,6 +36,7 @@ type App struct {
 	bus    *bus.Bus
 	docker *docker.Client
 	pub    *bus.Publisher
+	hist   *bus.History
 	healer *heal.Healer
 	host   string
 	reg    *prometheus.Registry
@@ -67,6 +68,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	a := &App{cfg: cfg, log: log, version: version, bus: b, docker: dc, reg: prometheus.NewRegistry()}
 	a.host = a.resolveHost(ctx)
 	a.pub = bus.NewPublisher(b.JetStream(), 0, log.With("component", "publisher"))
+	started := time.Now()
+	hist, initial, err := b.OpenHistory(ctx, a.host, bus.HistoryOptions{PerContainer: cfg.Policy.MaxHistoricEntries, MaxAge: cfg.Retention}, log.With("component", "history"))
+	if err != nil {
+		_ = b.Close()
+		_ = dc.Close()
+		return nil, fmt.Errorf("rebuild state: %w", err)
+	}
+	a.hist = hist
+	log.Info("state rebuilt from history", "containers", len(initial), "took", time.Since(started))
 
 	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hmd_heal_decision_seconds",
@@ -92,7 +102,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	a.healer = heal.New(heal.Options{
 		Host:            a.host,
 		Label:           cfg.ContainerLabel,
+		Namespace:       cfg.Namespace,
 		Policy:          cfg.Policy,
+		History:         hist,
+		Initial:         initial,
 		MaxConcurrent:   cfg.MaxConcurrentRestarts,
 		Docker:          dc,
 		Publisher:       a.pub,
@@ -148,6 +161,12 @@ func (a *App) Ready() error {
 	if err := a.bus.Ready(); err != nil {
 		return fmt.Errorf("bus: %w", err)
 	}
+	if err := a.pub.Healthy(); err != nil {
+		return fmt.Errorf("event store: %w", err)
+	}
+	if err := a.hist.Healthy(); err != nil {
+		return fmt.Errorf("history store: %w", err)
+	}
 	if !a.dockerUp.Load() {
 		msg := "not connected yet"
 		if p := a.dockerErr.Load(); p != nil {
@@ -196,6 +215,7 @@ func (a *App) Run(ctx context.Context) error {
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	var pubWG sync.WaitGroup
 	pubWG.Go(func() { _ = a.pub.Run(pubCtx, 10*time.Second) })
+	pubWG.Go(func() { _ = a.hist.Run(pubCtx) })
 	a.lifecycle(events.HealerStarted, events.Data{Version: a.version})
 	a.log.Info("healer started", "host", a.host, "label", a.cfg.ContainerLabel, "data_dir", a.cfg.DataDir, "version", a.version)
 

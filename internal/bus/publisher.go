@@ -28,6 +28,9 @@ type Publisher struct {
 	dropped int
 	// lastErr is the error of the latest failed store, "" once one succeeds.
 	lastErr string
+	// store moves a batch into JetStream and says how many of its first
+	// events are stored.
+	store func(context.Context, []events.Event) (int, error)
 }
 
 // NewPublisher returns a publisher holding at most max unstored events in
@@ -36,7 +39,9 @@ func NewPublisher(js jetstream.JetStream, max int, log *slog.Logger) *Publisher 
 	if max <= 0 {
 		max = 100_000
 	}
-	return &Publisher{js: js, log: log, max: max, wake: make(chan struct{}, 1)}
+	p := &Publisher{js: js, log: log, max: max, wake: make(chan struct{}, 1)}
+	p.store = p.storeAsync
+	return p
 }
 
 // Publish queues e. It never blocks.
@@ -87,10 +92,20 @@ func (p *Publisher) Run(ctx context.Context, flushTimeout time.Duration) error {
 			}
 			return nil
 		case <-p.wake:
+			// Linger so a burst goes out as one batch, after the restart
+			// requests that caused it: on a small host the daemon needs the
+			// CPU more than the store does just then.
+			select {
+			case <-ctx.Done():
+			case <-time.After(lingerFor):
+			}
 			p.flush(ctx)
 		}
 	}
 }
+
+// lingerFor is how long the publisher waits after the first event of a burst.
+const lingerFor = 25 * time.Millisecond
 
 // batchSize bounds how many async publishes are outstanding at once.
 const batchSize = 256
@@ -142,8 +157,9 @@ func (p *Publisher) flush(ctx context.Context) {
 	}
 }
 
-// store publishes batch and returns how many of its first events are stored.
-func (p *Publisher) store(ctx context.Context, batch []events.Event) (int, error) {
+// storeAsync publishes batch with pipelined acks and returns how many of
+// its first events are stored.
+func (p *Publisher) storeAsync(ctx context.Context, batch []events.Event) (int, error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
 	for _, e := range batch {
 		msg, err := Message(e)

@@ -27,13 +27,34 @@ const EnvPrefix = "HMD_"
 
 // Policy holds the settings that a container's labels may override.
 type Policy struct {
-	StopTimeout time.Duration
+	StopTimeout             time.Duration
+	SecondsBetweenRestarts  time.Duration
+	FrameSize               time.Duration
+	MaxRestartsInFrame      int
+	SecondsBetweenNextFrame time.Duration
+	MaxChecksToGiveUp       int
+	Backoff                 string
+	BackoffInitial          time.Duration
+	BackoffMax              time.Duration
+	BackoffReset            time.Duration
+	StartGrace              time.Duration
+	HealExited              bool
+	HealExitZero            bool
+	RestartDependents       bool
+	MaxHistoricEntries      int
 }
+
+// Backoff modes.
+const (
+	BackoffFrames      = "frames"
+	BackoffExponential = "exponential"
+)
 
 // Config is the healer's whole configuration.
 type Config struct {
 	DataDir               string
 	ContainerLabel        string
+	Namespace             string
 	HostName              string
 	MaxConcurrentRestarts int
 	Policy                Policy
@@ -102,7 +123,21 @@ type setting struct {
 	// flagBool makes --flag alone mean true.
 	flagBool bool
 	set      func(c *Config, v string) error
+	// Aliases from other healers, so users can switch without relabelling;
+	// native names win over them.
+	envAliases, flagAliases, labelAliases []string
 }
+
+func (s setting) container() setting           { s.perContainer = true; return s }
+func (s setting) env(names ...string) setting  { s.envAliases = names; return s }
+func (s setting) flag(names ...string) setting { s.flagAliases = names; return s }
+func (s setting) label(names ...string) setting {
+	s.labelAliases = names
+	return s
+}
+
+// Repairman is the label prefix of Repairman's per-container settings.
+const Repairman = "org.riotkit.repairman."
 
 // EnvName is the environment variable of a key.
 func EnvName(key string) string { return EnvPrefix + strings.ToUpper(key) }
@@ -187,7 +222,8 @@ func ParseDuration(v string) (time.Duration, error) {
 func settings() []setting {
 	ss := []setting{
 		str("data_dir", "data", "directory of the event store (JetStream) and its lock", func(c *Config) *string { return &c.DataDir }),
-		str("container_label", "healme", "label that selects containers: <label>=true; the value all selects every container", func(c *Config) *string { return &c.ContainerLabel }),
+		str("container_label", "healme", "label that selects containers: <label>=true; the value all selects every container", func(c *Config) *string { return &c.ContainerLabel }).env("AUTOHEAL_CONTAINER_LABEL"),
+		str("namespace", "", "heal only containers whose name starts with this prefix", func(c *Config) *string { return &c.Namespace }).env("NAMESPACE"),
 		str("host_name", "", "host name in subjects and event sources (default: the Docker daemon's name)", func(c *Config) *string { return &c.HostName }),
 		integer("max_concurrent_restarts", 64, 1, 10000, "restarts of different containers that may run at once", func(c *Config) *int { return &c.MaxConcurrentRestarts }),
 		str("http_address", "127.0.0.1", "address of the HTTP endpoint", func(c *Config) *string { return &c.HTTPAddress }),
@@ -203,10 +239,45 @@ func settings() []setting {
 		secret("nats_password", "password that the NATS listener requires", func(c *Config) *Secret { return &c.NATSPassword }),
 		secret("nats_token", "token that the NATS listener requires (instead of user and password)", func(c *Config) *Secret { return &c.NATSToken }),
 	}
-	st := duration("stop_timeout", "10s", 0, time.Hour, "time a container gets to stop before it is killed, on restart", func(c *Config) *time.Duration { return &c.Policy.StopTimeout })
-	st.perContainer = true
-	return append(ss, st)
+	const month = 31 * 24 * time.Hour
+	rm := Repairman
+	pol := []setting{
+		duration("stop_timeout", "10s", 0, time.Hour, "time a container gets to stop before it is killed, on restart", func(c *Config) *time.Duration { return &c.Policy.StopTimeout }).
+			env("AUTOHEAL_DEFAULT_STOP_TIMEOUT").label("autoheal.stop.timeout"),
+		duration("seconds_between_restarts", "15", 0, month, "least time between two restarts of one container", func(c *Config) *time.Duration { return &c.Policy.SecondsBetweenRestarts }).
+			env("DEFAULT_SECONDS_BETWEEN_RESTARTS").label(rm + "seconds_between_restarts"),
+		duration("frame_size", "300", time.Second, month, "window in which at most max_restarts_in_frame restarts happen", func(c *Config) *time.Duration { return &c.Policy.FrameSize }).
+			env("DEFAULT_FRAME_SIZE").flag("frame-size-in-seconds").label(rm + "frame_size_in_seconds"),
+		integer("max_restarts_in_frame", 3, 1, 1_000_000, "restarts allowed within one frame", func(c *Config) *int { return &c.Policy.MaxRestartsInFrame }).
+			env("DEFAULT_MAX_RESTARTS_IN_FRAME").label(rm + "max_restarts_in_frame"),
+		duration("seconds_between_next_frame", "600", 0, month, "wait after a frame is used up before healing again", func(c *Config) *time.Duration { return &c.Policy.SecondsBetweenNextFrame }).
+			env("DEFAULT_SECONDS_BETWEEN_NEXT_FRAME").label(rm + "seconds_between_next_frame"),
+		integer("max_checks_to_give_up", 50, 0, 1_000_000, "restarts without staying healthy before the healer gives up (0: never)", func(c *Config) *int { return &c.Policy.MaxChecksToGiveUp }).
+			env("DEFAULT_MAX_CHECKS_TO_GIVE_UP").label(rm + "max_checks_to_give_up"),
+		enum("backoff", BackoffFrames, []string{BackoffFrames, BackoffExponential}, "frames (Repairman's rules) or exponential (like the kubelet)", func(c *Config) *string { return &c.Policy.Backoff }),
+		duration("backoff_initial", "10s", 0, month, "exponential backoff: first wait", func(c *Config) *time.Duration { return &c.Policy.BackoffInitial }),
+		duration("backoff_max", "300s", 0, month, "exponential backoff: longest wait", func(c *Config) *time.Duration { return &c.Policy.BackoffMax }),
+		duration("backoff_reset", "600s", 0, month, "exponential backoff: health that resets it", func(c *Config) *time.Duration { return &c.Policy.BackoffReset }),
+		duration("start_grace", "0", 0, month, "no healing this soon after a container starts", func(c *Config) *time.Duration { return &c.Policy.StartGrace }).
+			env("AUTOHEAL_START_PERIOD"),
+		boolean("heal_exited", true, "also start a container that died with a non-zero exit code or OOM, unless a user stopped it or its restart policy restarts it", func(c *Config) *bool { return &c.Policy.HealExited }),
+		boolean("heal_exit_zero", false, "with heal_exited, also start containers that exited with code 0", func(c *Config) *bool { return &c.Policy.HealExitZero }),
+		boolean("restart_dependents", true, "restart containers with network_mode container:<healed one> after it", func(c *Config) *bool { return &c.Policy.RestartDependents }),
+		integer("max_historic_entries", 50, 1, 100_000, "events kept per container", func(c *Config) *int { return &c.Policy.MaxHistoricEntries }).
+			env("DEFAULT_MAX_HISTORIC_ENTRIES").label(rm + "max_historic_entries"),
+	}
+	for _, p := range pol {
+		ss = append(ss, p.container())
+	}
+	return ss
 }
+
+// Repairman's switches that select every container, and the one that has no
+// meaning for an event-driven healer.
+const (
+	aliasEnableAutoheal = "DEFAULT_ENABLE_AUTO_HEAL"
+	aliasInterval       = "CHECK_INTERVAL"
+)
 
 // Load reads the layers in order, lowest first: defaults, the file named by
 // --config (or HMD_CONFIG), HMD_* environment, flags. Invalid values and
@@ -217,12 +288,24 @@ func Load(args []string, environ []string, out io.Writer, warn func(string)) (Co
 	fs := pflag.NewFlagSet("healer", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfgFile := fs.String("config", "", "YAML file of settings")
+	aliasOf := map[string]string{} // alias flag name -> key
 	for _, s := range ss {
 		f := fs.VarPF(newStringValue(), FlagName(s.key), "", s.help)
 		if s.flagBool {
 			f.NoOptDefVal = "true"
 		}
+		for _, a := range s.flagAliases {
+			af := fs.VarPF(newStringValue(), a, "", "alias of --"+FlagName(s.key))
+			af.Hidden = true
+			aliasOf[a] = s.key
+		}
 	}
+	// Repairman's switches: --enable-autoheal selects every container;
+	// --interval is for its polling loop, which an event-driven healer lacks.
+	enableAll := fs.Bool("enable-autoheal", false, "alias of --container-label all")
+	fs.Lookup("enable-autoheal").Hidden = true
+	interval := fs.String("interval", "", "ignored")
+	fs.Lookup("interval").Hidden = true
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -263,8 +346,44 @@ func Load(args []string, environ []string, out io.Writer, warn func(string)) (Co
 			return Config{}, fmt.Errorf("merge %s: %w", path, err)
 		}
 	}
+	// Other healers' variables, below ours.
+	envAlias := map[string]string{}
+	for _, s := range ss {
+		for _, a := range s.envAliases {
+			envAlias[a] = s.key
+		}
+	}
+	ak := koanf.New(".")
+	err := ak.Load(env.Provider(".", env.Opt{
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, v string) (string, any) {
+			switch name {
+			case aliasEnableAutoheal:
+				if b, err := strconv.ParseBool(strings.TrimSpace(v)); err == nil && b {
+					source["container_label"] = name
+					return "container_label", "all"
+				}
+				return "", nil
+			case aliasInterval:
+				warn(fmt.Sprintf("ignoring %s: HealMyDocker reacts to Docker events and does not poll", name))
+				return "", nil
+			}
+			key, ok := envAlias[name]
+			if !ok {
+				return "", nil
+			}
+			source[key] = name
+			return key, v
+		},
+	}), nil)
+	if err != nil {
+		return Config{}, fmt.Errorf("load alias environment: %w", err)
+	}
+	if err := k.Merge(ak); err != nil {
+		return Config{}, fmt.Errorf("merge alias environment: %w", err)
+	}
 	ek := koanf.New(".")
-	err := ek.Load(env.Provider(".", env.Opt{
+	err = ek.Load(env.Provider(".", env.Opt{
 		Prefix:      EnvPrefix,
 		EnvironFunc: func() []string { return environ },
 		TransformFunc: func(name, v string) (string, any) {
@@ -286,11 +405,30 @@ func Load(args []string, environ []string, out io.Writer, warn func(string)) (Co
 	if err := k.Merge(ek); err != nil {
 		return Config{}, fmt.Errorf("merge environment: %w", err)
 	}
+	if *interval != "" {
+		warn("ignoring --interval: HealMyDocker reacts to Docker events and does not poll")
+	}
 	err = k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
-		if f.Name == "config" || !f.Changed {
+		if !f.Changed {
 			return "", nil
 		}
+		switch f.Name {
+		case "config", "interval":
+			return "", nil
+		case "enable-autoheal":
+			if !*enableAll || fs.Changed("container-label") {
+				return "", nil
+			}
+			source["container_label"] = "--enable-autoheal"
+			return "container_label", "all"
+		}
 		key := strings.ReplaceAll(f.Name, "-", "_")
+		if native, ok := aliasOf[f.Name]; ok {
+			if fs.Changed(FlagName(native)) {
+				return "", nil
+			}
+			key = native
+		}
 		source[key] = "--" + f.Name
 		return key, f.Value.String()
 	}), nil)

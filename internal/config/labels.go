@@ -6,17 +6,36 @@ import "strings"
 // =false and overrides apply when container_label is "all".
 const DefaultLabel = "healme"
 
+// selectAliases are other healers' selection labels, accepted so users
+// can switch without relabelling: willfarrell autoheal's and Repairman's.
+var selectAliases = [...]string{"autoheal", Repairman + "enable_autoheal"}
+
 // Selected reports whether a container with these labels is to be healed.
-// label=all selects every container; <name>=false always excludes one.
+// label=all selects every container; <name>=false always excludes one. Our
+// label decides when present; else the aliases do.
 func Selected(labels map[string]string, label string) bool {
-	name := LabelPrefix(label)
-	if v, ok := labels[name]; ok && strings.EqualFold(strings.TrimSpace(v), "false") {
-		return false
+	if v, ok := labels[LabelPrefix(label)]; ok {
+		return isTrue(v) || (label == "all" && !isFalse(v))
 	}
-	if label == "all" {
-		return true
+	for _, a := range selectAliases {
+		if v, ok := labels[a]; ok {
+			if isFalse(v) {
+				return false
+			}
+			if isTrue(v) {
+				return true
+			}
+		}
 	}
-	return strings.EqualFold(strings.TrimSpace(labels[name]), "true")
+	return label == "all"
+}
+
+func isTrue(v string) bool  { return strings.EqualFold(strings.TrimSpace(v), "true") }
+func isFalse(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "false") }
+
+// InNamespace reports whether a container name has the namespace prefix.
+func InNamespace(name, namespace string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(name, "/"), namespace)
 }
 
 // LabelPrefix is the label whose value selects a container, and the prefix
@@ -45,14 +64,22 @@ func PolicyFor(base Policy, labels map[string]string, label string) (Policy, []L
 		if !s.perContainer {
 			continue
 		}
-		v, ok := labels[prefix+s.key]
+		name := prefix + s.key
+		v, ok := labels[name]
+		for _, a := range s.labelAliases {
+			if ok {
+				break
+			}
+			name = a
+			v, ok = labels[a]
+		}
 		if !ok {
 			continue
 		}
 		before := c
 		if err := s.set(&c, v); err != nil {
 			c = before
-			errs = append(errs, LabelError{Label: prefix + s.key, Value: v, Expected: err.Error()})
+			errs = append(errs, LabelError{Label: name, Value: v, Expected: err.Error()})
 		}
 	}
 	return c.Policy, errs

@@ -83,34 +83,17 @@ func (c *Client) Restart(ctx context.Context, id string, timeout time.Duration) 
 	return nil
 }
 
-// Container is what the healer needs to know of one container.
-type Container struct {
-	ID         string
-	Name       string
-	Image      string
-	Labels     map[string]string
-	Running    bool
-	Restarting bool
-	Health     string
-	// HealthTime is the end of the latest health probe.
-	HealthTime  time.Time
-	HealthLog   string
-	ExitCode    int
-	StartedAt   time.Time
-	NetworkMode string
-}
-
 // Inspect reads one container.
-func (c *Client) Inspect(ctx context.Context, id string) (Container, error) {
+func (c *Client) Inspect(ctx context.Context, id string) (hmd.Container, error) {
 	res, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
-		return Container{}, fmt.Errorf("inspect %s: %w", hmd.ShortID(id), err)
+		return hmd.Container{}, fmt.Errorf("inspect %s: %w", hmd.ShortID(id), err)
 	}
 	return fromInspect(res.Container), nil
 }
 
-func fromInspect(r container.InspectResponse) Container {
-	ct := Container{ID: r.ID, Name: strings.TrimPrefix(r.Name, "/")}
+func fromInspect(r container.InspectResponse) hmd.Container {
+	ct := hmd.Container{ID: r.ID, Name: strings.TrimPrefix(r.Name, "/")}
 	if r.Config != nil {
 		ct.Image = r.Config.Image
 		ct.Labels = r.Config.Labels
@@ -119,7 +102,10 @@ func fromInspect(r container.InspectResponse) Container {
 		ct.NetworkMode = string(r.HostConfig.NetworkMode)
 	}
 	if s := r.State; s != nil {
-		ct.Running, ct.Restarting, ct.ExitCode = s.Running, s.Restarting, s.ExitCode
+		ct.Running, ct.Restarting, ct.ExitCode, ct.OOMKilled = s.Running, s.Restarting, s.ExitCode, s.OOMKilled
+		if r.HostConfig != nil {
+			ct.RestartsItself = s.Restarting || restartsItself(r.HostConfig.RestartPolicy, s.ExitCode, r.RestartCount)
+		}
 		ct.StartedAt, _ = time.Parse(time.RFC3339Nano, s.StartedAt)
 		if h := s.Health; h != nil {
 			ct.Health = string(h.Status)
@@ -130,6 +116,40 @@ func fromInspect(r container.InspectResponse) Container {
 		}
 	}
 	return ct
+}
+
+// restartsItself says whether the daemon will start an exited container
+// again by its restart policy.
+func restartsItself(p container.RestartPolicy, exitCode, restarts int) bool {
+	switch p.Name {
+	case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
+		return true
+	case container.RestartPolicyOnFailure:
+		return exitCode != 0 && (p.MaximumRetryCount == 0 || restarts < p.MaximumRetryCount)
+	}
+	return false
+}
+
+// Dependents lists containers whose network is parent's: network_mode
+// container:<id or name>. They lose their network when it restarts.
+func (c *Client) Dependents(ctx context.Context, parentID, parentName string) ([]hmd.Container, error) {
+	res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("list dependents of %s: %w", parentName, err)
+	}
+	var out []hmd.Container
+	for _, s := range res.Items {
+		mode := s.HostConfig.NetworkMode
+		if mode != "container:"+parentID && mode != "container:"+parentName {
+			continue
+		}
+		name := ""
+		if len(s.Names) > 0 {
+			name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		out = append(out, hmd.Container{ID: s.ID, Name: name, Image: s.Image, Labels: s.Labels, Running: s.State == container.StateRunning, NetworkMode: mode})
+	}
+	return out, nil
 }
 
 // listUnhealthy returns the ids of running unhealthy containers. The health

@@ -40,6 +40,7 @@ const (
 const (
 	RestartRequested Kind = "decision.restart_requested"
 	RestartSkipped   Kind = "decision.restart_skipped"
+	GaveUp           Kind = "decision.gave_up"
 )
 
 // Outcomes of the healer's actions.
@@ -60,7 +61,7 @@ const (
 // Kinds lists every kind, for documentation and validation.
 var Kinds = []Kind{
 	DockerHealthy, DockerUnhealthy, DockerStart, DockerDie, DockerKill, DockerStop, DockerOOM, DockerDestroy,
-	RestartRequested, RestartSkipped,
+	RestartRequested, RestartSkipped, GaveUp,
 	RestartSucceeded, RestartFailed,
 	HealerStarted, HealerStopped, DockerConnected, DockerLost, ConfigError,
 }
@@ -132,6 +133,16 @@ type Data struct {
 	Value    string `json:"value,omitempty"`
 	Expected string `json:"expected,omitempty"`
 	Version  string `json:"version,omitempty"`
+	// Attempt counts restarts since the container last stayed healthy for a
+	// whole frame; FrameStart and FrameRestarts describe the current frame;
+	// BackoffStep is the exponential backoff's position. Restart decisions
+	// carry them so the policy needs only the latest one.
+	Attempt       int        `json:"attempt,omitempty"`
+	FrameStart    *time.Time `json:"frame_start,omitempty"`
+	FrameRestarts int        `json:"frame_restarts,omitempty"`
+	BackoffStep   int        `json:"backoff_step,omitempty"`
+	// RetryAt is when a skipped restart is looked at again.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
 }
 
 // New builds an event of kind k about container (empty for the healer itself).

@@ -41,3 +41,24 @@ func (o Observed) Event(host string) Event {
 		Reconciled:     o.Reconciled,
 	})
 }
+
+// Container is what the healer reads of one container when it looks.
+type Container struct {
+	ID         string
+	Name       string
+	Image      string
+	Labels     map[string]string
+	Running    bool
+	Restarting bool
+	Health     string
+	// HealthTime and HealthLog are the end and output of the latest probe.
+	HealthTime time.Time
+	HealthLog  string
+	ExitCode   int
+	OOMKilled  bool
+	StartedAt  time.Time
+	// NetworkMode is the container's network mode, such as container:<id>.
+	NetworkMode string
+	// RestartsItself: the container's own restart policy will start it again.
+	RestartsItself bool
+}

@@ -1,6 +1,7 @@
 // Package heal owns the healing loop: it takes observations, decides with
-// the pure Decide, restarts containers concurrently within a bound, and
-// publishes every observation, decision and outcome.
+// the pure Decide over each container's event history, restarts containers
+// concurrently within a bound, and publishes every observation, decision and
+// outcome. Its memory is the history, which a restarted healer gets back.
 package heal
 
 import (
@@ -13,9 +14,11 @@ import (
 	"github.com/healmydocker/healmydocker/internal/events"
 )
 
-// Restarter restarts containers.
-type Restarter interface {
+// Docker is what the healer needs of the engine.
+type Docker interface {
 	Restart(ctx context.Context, id string, stopTimeout time.Duration) error
+	Inspect(ctx context.Context, id string) (events.Container, error)
+	Dependents(ctx context.Context, parentID, parentName string) ([]events.Container, error)
 }
 
 // Publisher records events; it must not block.
@@ -25,13 +28,20 @@ type Publisher interface {
 
 // Options configure a Healer.
 type Options struct {
-	Host          string
-	Label         string
-	Policy        config.Policy
+	Host      string
+	Label     string
+	Namespace string
+	Policy    config.Policy
+	// MaxConcurrent bounds restarts running at once.
 	MaxConcurrent int
-	Docker        Restarter
-	Publisher     Publisher
-	Log           *slog.Logger
+	Docker        Docker
+	// Publisher gets every event; History gets those about a container,
+	// for rebuilding state after a restart of the healer.
+	Publisher Publisher
+	History   Publisher
+	// Initial is the history per container id, oldest first, as stored.
+	Initial map[string][]events.Event
+	Log     *slog.Logger
 	// DecisionLatency gets the time from reading an event to sending its
 	// restart request.
 	DecisionLatency func(time.Duration)
@@ -39,6 +49,13 @@ type Options struct {
 	Restarted func(container string, err error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// entry is the healer's memory of one container.
+type entry struct {
+	history  []events.Event
+	inFlight bool
+	retry    *time.Timer
 }
 
 // Healer heals selected containers.
@@ -50,9 +67,10 @@ type Healer struct {
 	// a restart cut in half leaves the container stopped.
 	ctx context.Context
 
-	mu     sync.Mutex
-	state  map[string]*State
-	warned map[string]struct{}
+	mu      sync.Mutex
+	state   map[string]*entry
+	warned  map[string]struct{}
+	stopped bool
 }
 
 // New returns a healer; Run must be running for restarts to happen.
@@ -66,51 +84,163 @@ func New(o Options) *Healer {
 	if o.Restarted == nil {
 		o.Restarted = func(string, error) {}
 	}
-	return &Healer{
+	if o.History == nil {
+		o.History = discard{}
+	}
+	h := &Healer{
 		o:      o,
 		sem:    make(chan struct{}, max(o.MaxConcurrent, 1)),
 		ctx:    context.Background(),
-		state:  map[string]*State{},
+		state:  map[string]*entry{},
 		warned: map[string]struct{}{},
 	}
+	for id, hist := range o.Initial {
+		h.state[id] = &entry{history: hist}
+	}
+	return h
 }
+
+type discard struct{}
+
+func (discard) Publish(events.Event) {}
 
 // Handle takes one observation. It never blocks on I/O, since it runs on
 // the Docker event stream's goroutine.
 func (h *Healer) Handle(o events.Observed) {
-	if !config.Selected(o.Labels, h.o.Label) {
+	if !config.Selected(o.Labels, h.o.Label) || !config.InNamespace(o.Name, h.o.Namespace) {
 		return
 	}
-	h.o.Publisher.Publish(o.Event(h.o.Host))
+	ev := o.Event(h.o.Host)
+	cause := ev.ID
+	policy := h.policy(o, cause)
+	now := h.o.Now()
+
 	h.mu.Lock()
-	st := h.state[o.ContainerID]
-	if st == nil {
-		st = &State{}
-		h.state[o.ContainerID] = st
+	e := h.entry(o.ContainerID)
+	d := Decide(e.history, Container{InFlight: e.inFlight}, o, policy, now)
+	h.record(e, ev, policy)
+	if o.Kind == events.DockerDestroy {
+		h.forget(o.ContainerID, e)
 	}
-	d := Decide(*st, o)
-	h.o.Log.Debug("observed", "container", o.Name, "event", o.Kind, "reconciled", o.Reconciled, "replayed", o.Replayed, "verdict", d.Verdict)
-	if d.Verdict == Restart {
-		st.InFlight = true
-	}
-	if o.Kind == events.DockerDestroy && !st.InFlight {
-		delete(h.state, o.ContainerID)
+	var req events.Event
+	if d.Verdict == Restart && o.Kind != events.DockerDie {
+		e.inFlight = true
+		req = h.decision(e, events.RestartRequested, cause, o, d, policy)
 	}
 	h.mu.Unlock()
 
-	cause := o.ID(h.o.Host)
+	h.o.Log.Debug("observed", "container", o.Name, "event", o.Kind, "reconciled", o.Reconciled, "replayed", o.Replayed, "verdict", d.Verdict)
 	switch d.Verdict {
 	case Ignore:
-		return
 	case Skip:
-		h.o.Log.Info("restart skipped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason)
-		h.o.Publisher.Publish(h.derived(events.RestartSkipped, cause, o, events.Data{Reason: d.Reason}))
+		h.skip(o, cause, d, policy)
+	case GiveUp:
+		h.o.Log.Warn("giving up on container", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "attempts", d.Attempt)
+		h.mu.Lock()
+		h.decision(h.entry(o.ContainerID), events.GaveUp, cause, o, d, policy)
+		h.mu.Unlock()
+	case Restart:
+		h.wg.Add(1)
+		if o.Kind == events.DockerDie {
+			// Whether its own restart policy brings it back takes a look,
+			// which must not hold up the event stream.
+			go h.healExited(o, cause, policy)
+			return
+		}
+		go h.restart(o, cause, req, policy)
+	}
+}
+
+// entry returns the container's memory; h.mu is held.
+func (h *Healer) entry(id string) *entry {
+	e := h.state[id]
+	if e == nil {
+		e = &entry{}
+		h.state[id] = e
+	}
+	return e
+}
+
+// record appends ev to the container's history and publishes it; h.mu is held.
+func (h *Healer) record(e *entry, ev events.Event, p config.Policy) {
+	e.history = append(e.history, ev)
+	if n := len(e.history) - max(p.MaxHistoricEntries, 1); n > 0 {
+		e.history = append(e.history[:0:0], e.history[n:]...)
+	}
+	h.o.Publisher.Publish(ev)
+	h.o.History.Publish(ev)
+}
+
+func (h *Healer) forget(id string, e *entry) {
+	if e.retry != nil {
+		e.retry.Stop()
+	}
+	if !e.inFlight {
+		delete(h.state, id)
+	}
+}
+
+// decision records a decision event with the policy's counters; h.mu is held.
+func (h *Healer) decision(e *entry, k events.Kind, cause string, o events.Observed, d Decision, p config.Policy) events.Event {
+	data := events.Data{Reason: d.Reason, Attempt: d.Attempt, FrameRestarts: d.FrameRestarts, BackoffStep: d.BackoffStep}
+	if !d.FrameStart.IsZero() {
+		fs := d.FrameStart.UTC()
+		data.FrameStart = &fs
+	}
+	if !d.RetryAt.IsZero() {
+		ra := d.RetryAt.UTC()
+		data.RetryAt = &ra
+	}
+	ev := h.derived(k, cause, o, data)
+	h.record(e, ev, p)
+	return ev
+}
+
+func (h *Healer) skip(o events.Observed, cause string, d Decision, p config.Policy) {
+	h.o.Log.Info("restart skipped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "retry_at", d.RetryAt)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.entry(o.ContainerID)
+	h.decision(e, events.RestartSkipped, cause, o, d, p)
+	if d.RetryAt.IsZero() || h.stopped {
 		return
 	}
-	policy := h.policy(o, cause)
-	h.o.Publisher.Publish(h.derived(events.RestartRequested, cause, o, events.Data{Reason: d.Reason}))
+	if e.retry != nil {
+		e.retry.Stop()
+	}
+	id := o.ContainerID
+	e.retry = time.AfterFunc(d.RetryAt.Sub(h.o.Now()), func() { h.recheck(id) })
+}
+
+// recheck looks at a container whose restart was held back, and heals it
+// if it still needs it: no event will come to say so.
+func (h *Healer) recheck(id string) {
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return
+	}
 	h.wg.Add(1)
-	go h.restart(o, cause, d.Reason, policy)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	c, err := h.o.Docker.Inspect(ctx, id)
+	if err != nil {
+		h.o.Log.Debug("recheck: container gone", "container_id", events.ShortID(id), "err", err)
+		return
+	}
+	o := events.Observed{ContainerID: c.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Reconciled: true, Received: time.Now()}
+	switch {
+	case c.Running && c.Health == "unhealthy":
+		o.Kind, o.DockerTime = events.DockerUnhealthy, c.HealthTime
+	case !c.Running && !c.RestartsItself:
+		code := c.ExitCode
+		o.Kind, o.ExitCode, o.DockerTime = events.DockerDie, &code, time.Now()
+	default:
+		return
+	}
+	h.Handle(o)
 }
 
 func (h *Healer) policy(o events.Observed, cause string) config.Policy {
@@ -133,7 +263,45 @@ func (h *Healer) policy(o events.Observed, cause string) config.Policy {
 	return p
 }
 
-func (h *Healer) restart(o events.Observed, cause, reason string, p config.Policy) {
+// healExited starts a container that died, unless it is back already or
+// its own restart policy brings it back.
+func (h *Healer) healExited(o events.Observed, cause string, p config.Policy) {
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	c, err := h.o.Docker.Inspect(ctx, o.ContainerID)
+	cancel()
+	reason := ""
+	switch {
+	case err != nil:
+		reason = "cannot inspect: " + err.Error()
+	case c.Running:
+		reason = ReasonRunningAgain
+	case c.RestartsItself:
+		reason = ReasonOwnPolicy
+	}
+	h.mu.Lock()
+	e := h.entry(o.ContainerID)
+	var req events.Event
+	d := Decide(e.history[:max(len(e.history)-1, 0)], Container{InFlight: e.inFlight}, o, p, h.o.Now())
+	if reason == "" && d.Verdict == Restart {
+		e.inFlight = true
+		req = h.decision(e, events.RestartRequested, cause, o, d, p)
+	}
+	h.mu.Unlock()
+	switch {
+	case reason != "":
+		h.wg.Done()
+		h.skip(o, cause, Decision{Verdict: Skip, Reason: reason}, p)
+	case d.Verdict != Restart:
+		h.wg.Done()
+		if d.Verdict == Skip {
+			h.skip(o, cause, d, p)
+		}
+	default:
+		h.restart(o, cause, req, p)
+	}
+}
+
+func (h *Healer) restart(o events.Observed, cause string, req events.Event, p config.Policy) {
 	defer h.wg.Done()
 	h.sem <- struct{}{}
 	defer func() { <-h.sem }()
@@ -141,20 +309,63 @@ func (h *Healer) restart(o events.Observed, cause, reason string, p config.Polic
 	started := time.Now()
 	err := h.o.Docker.Restart(h.ctx, o.ContainerID, p.StopTimeout)
 	took := time.Since(started)
-	h.mu.Lock()
-	if st := h.state[o.ContainerID]; st != nil {
-		st.InFlight = false
-	}
-	h.mu.Unlock()
 	h.o.Restarted(o.Name, err)
 	ms := float64(took.Microseconds()) / 1000
+	data := events.Data{Reason: req.Data.Reason, DurationMS: ms, Attempt: req.Data.Attempt, FrameRestarts: req.Data.FrameRestarts}
 	if err != nil {
-		h.o.Log.Error("restart failed", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", reason, "took", took, "err", err)
-		h.o.Publisher.Publish(h.derived(events.RestartFailed, cause, o, events.Data{Reason: reason, Error: err.Error(), DurationMS: ms}))
+		h.o.Log.Error("restart failed", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "err", err)
+		data.Error = err.Error()
+		h.finish(o, h.derived(events.RestartFailed, cause, o, data), p)
 		return
 	}
-	h.o.Log.Info("restarted", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", reason, "took", took)
-	h.o.Publisher.Publish(h.derived(events.RestartSucceeded, cause, o, events.Data{Reason: reason, DurationMS: ms}))
+	h.o.Log.Info("restarted", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took,
+		"attempt", req.Data.Attempt, "frame_restarts", req.Data.FrameRestarts)
+	h.finish(o, h.derived(events.RestartSucceeded, cause, o, data), p)
+	if p.RestartDependents {
+		h.restartDependents(o, cause)
+	}
+}
+
+func (h *Healer) finish(o events.Observed, outcome events.Event, p config.Policy) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.entry(o.ContainerID)
+	e.inFlight = false
+	h.record(e, outcome, p)
+}
+
+// restartDependents restarts the selected containers that share the
+// network of a container just restarted: without it they have none.
+func (h *Healer) restartDependents(parent events.Observed, cause string) {
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	deps, err := h.o.Docker.Dependents(ctx, parent.ContainerID, parent.Name)
+	cancel()
+	if err != nil {
+		h.o.Log.Error("cannot list dependents; they may have lost their network", "container", parent.Name, "err", err)
+		return
+	}
+	for _, c := range deps {
+		if !config.Selected(c.Labels, h.o.Label) || !config.InNamespace(c.Name, h.o.Namespace) {
+			h.o.Log.Warn("dependent not selected; left alone without network", "container", c.Name, "parent", parent.Name)
+			continue
+		}
+		o := events.Observed{ContainerID: c.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Received: time.Now()}
+		p := h.policy(o, cause)
+		if !p.RestartDependents {
+			continue
+		}
+		h.mu.Lock()
+		e := h.entry(c.ID)
+		if e.inFlight {
+			h.mu.Unlock()
+			continue
+		}
+		e.inFlight = true
+		req := h.decision(e, events.RestartRequested, cause+"/"+events.ShortID(c.ID), o, Decision{Verdict: Restart, Reason: ReasonDependent + " " + parent.Name}, p)
+		h.mu.Unlock()
+		h.wg.Add(1)
+		go h.restart(o, cause+"/"+events.ShortID(c.ID), req, p)
+	}
 }
 
 func (h *Healer) derived(k events.Kind, cause string, o events.Observed, d events.Data) events.Event {
@@ -165,6 +376,14 @@ func (h *Healer) derived(k events.Kind, cause string, o events.Observed, d event
 // Run waits for ctx to end, then for running restarts to finish.
 func (h *Healer) Run(ctx context.Context) error {
 	<-ctx.Done()
+	h.mu.Lock()
+	h.stopped = true
+	for _, e := range h.state {
+		if e.retry != nil {
+			e.retry.Stop()
+		}
+	}
+	h.mu.Unlock()
 	h.wg.Wait()
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/events"
 )
 
@@ -28,6 +27,14 @@ type call struct {
 
 func newRestarter() *restarter {
 	return &restarter{started: make(chan string, 100), release: make(chan struct{})}
+}
+
+func (r *restarter) Inspect(_ context.Context, id string) (events.Container, error) {
+	return events.Container{ID: id, Name: "c-" + id}, nil
+}
+
+func (r *restarter) Dependents(context.Context, string, string) ([]events.Container, error) {
+	return nil, nil
 }
 
 func (r *restarter) Restart(_ context.Context, id string, timeout time.Duration) error {
@@ -67,12 +74,12 @@ func (p *publisher) kinds() map[events.Kind]int {
 
 func newHealer(r *restarter, p *publisher, maxConcurrent int) *Healer {
 	return New(Options{
-		Host: "h", Label: "healme", Policy: config.Policy{StopTimeout: 10 * time.Second},
+		Host: "h", Label: "healme", Policy: policy(),
 		MaxConcurrent: maxConcurrent, Docker: r, Publisher: p, Log: slog.New(slog.DiscardHandler),
 	})
 }
 
-func unhealthy(id string, labels map[string]string) events.Observed {
+func sick(id string, labels map[string]string) events.Observed {
 	return events.Observed{Kind: events.DockerUnhealthy, ContainerID: id, Name: "c-" + id, Labels: labels, DockerTime: time.Unix(0, 1), Received: time.Now()}
 }
 
@@ -100,9 +107,9 @@ func TestHealerBoundsConcurrencyAndNeverRestartsOneContainerTwice(t *testing.T) 
 	go func() { done <- h.Run(ctx) }()
 
 	for _, id := range []string{"a", "b", "c", "d", "e"} {
-		h.Handle(unhealthy(id, selected))
+		h.Handle(sick(id, selected))
 	}
-	h.Handle(unhealthy("a", selected)) // while a's restart runs
+	h.Handle(sick("a", selected)) // while a's restart runs
 	waitStarted(t, r, 3)
 	select {
 	case id := <-r.started:
@@ -141,11 +148,11 @@ func TestHealerIgnoresUnselectedAndUsesLabelOverrides(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- h.Run(ctx) }()
 
-	h.Handle(unhealthy("plain", nil))
-	h.Handle(unhealthy("off", map[string]string{"healme": "false"}))
-	h.Handle(unhealthy("slow", map[string]string{"healme": "true", "healme.stop_timeout": "30"}))
-	h.Handle(unhealthy("bad", map[string]string{"healme": "true", "healme.stop_timeout": "soon"}))
-	h.Handle(unhealthy("bad", map[string]string{"healme": "true", "healme.stop_timeout": "soon"}))
+	h.Handle(sick("plain", nil))
+	h.Handle(sick("off", map[string]string{"healme": "false"}))
+	h.Handle(sick("slow", map[string]string{"healme": "true", "healme.stop_timeout": "30"}))
+	h.Handle(sick("bad", map[string]string{"healme": "true", "healme.stop_timeout": "soon"}))
+	h.Handle(sick("bad", map[string]string{"healme": "true", "healme.stop_timeout": "soon"}))
 	waitStarted(t, r, 2)
 	cancel()
 	<-done

@@ -12,17 +12,37 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// runHealer starts the healer binary and returns it once /readyz says 200.
-func runHealer(t *testing.T, dataDir string, port int, extra ...string) *exec.Cmd {
+// syncBuffer is a buffer that a process writes while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runHealer starts the healer binary and returns it once <prefix>/readyz
+// says 200.
+func runHealer(t *testing.T, dataDir string, port int, prefix string, extra ...string) *exec.Cmd {
 	t.Helper()
-	args := append([]string{"--data-dir", dataDir, "--http-port", fmt.Sprint(port), "--container-label", "hmd-none-" + env.RunID}, extra...)
+	args := append([]string{"--data-dir", dataDir, "--http-port", fmt.Sprint(port), "--http-prefix", prefix, "--container-label", "hmd-none-" + env.RunID}, extra...)
 	cmd := exec.Command(healerBin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +53,7 @@ func runHealer(t *testing.T, dataDir string, port int, extra ...string) *exec.Cm
 			t.Logf("healer stderr:\n%s", stderr.String())
 		}
 	})
-	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
+	url := fmt.Sprintf("http://127.0.0.1:%d%s/readyz", port, prefix)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(url)
@@ -55,7 +75,7 @@ func runHealer(t *testing.T, dataDir string, port int, extra ...string) *exec.Cm
 func TestSecondHealerOnLockedDataDirFails(t *testing.T) {
 	data := t.TempDir()
 	port := freePort(t)
-	runHealer(t, data, port)
+	runHealer(t, data, port, "")
 	before := snapshot(t, data)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -166,7 +186,7 @@ func nonEmptyLines(s string) []string {
 // healer healthcheck exits 0 against a live healer and 1 without one.
 func TestHealthcheckCommand(t *testing.T) {
 	port := freePort(t)
-	runHealer(t, t.TempDir(), port, "--http-prefix", "/hmd")
+	runHealer(t, t.TempDir(), port, "/hmd")
 	check := func(port int) (int, string) {
 		cmd := exec.Command(healerBin, "healthcheck", "--http-port", fmt.Sprint(port), "--http-prefix", "/hmd")
 		out, err := cmd.CombinedOutput()

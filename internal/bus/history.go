@@ -1,0 +1,187 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/healmydocker/healmydocker/internal/events"
+)
+
+// HistoryStream holds the recent events of each container, one subject per
+// container id, bounded per subject: the store the healer's policy state is
+// rebuilt from after a restart.
+const HistoryStream = "HMD_HISTORY"
+
+// historyRoot is the first token of history subjects.
+const historyRoot = "hmd_history"
+
+// HistorySubject is the subject of a container's history on host.
+func HistorySubject(host, containerID string) string {
+	return historyRoot + "." + events.SanitizeToken(host) + "." + events.SanitizeToken(containerID)
+}
+
+// HistoryOptions bound the history.
+type HistoryOptions struct {
+	// PerContainer is how many events are kept per container.
+	PerContainer int
+	// MaxAge bounds the history by age.
+	MaxAge time.Duration
+}
+
+func (b *Bus) ensureHistory(ctx context.Context, o HistoryOptions) (jetstream.Stream, error) {
+	s, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              HistoryStream,
+		Description:       "HealMyDocker: recent events per container, for rebuilding the healer's state",
+		Subjects:          []string{historyRoot + ".>"},
+		Storage:           jetstream.FileStorage,
+		MaxMsgsPerSubject: int64(max(o.PerContainer, 1)),
+		MaxAge:            o.MaxAge,
+		Duplicates:        10 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", HistoryStream, err)
+	}
+	return s, nil
+}
+
+// History appends to the per-container history with expected-sequence
+// publishing, so two writers cannot fork a container's history.
+type History struct {
+	js   jetstream.JetStream
+	host string
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	last map[string]uint64 // subject -> stream sequence of its last message
+	q    *Publisher
+}
+
+// OpenHistory creates the stream if need be and reads it whole: the
+// history per container id, oldest first.
+func (b *Bus) OpenHistory(ctx context.Context, host string, o HistoryOptions, log *slog.Logger) (*History, map[string][]events.Event, error) {
+	s, err := b.ensureHistory(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := &History{js: b.js, host: host, log: log, last: map[string]uint64{}}
+	byID, err := h.load(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	h.q = NewPublisher(b.js, 0, log)
+	h.q.store = h.storeOne
+	return h, byID, nil
+}
+
+func (h *History) load(ctx context.Context, s jetstream.Stream) (map[string][]events.Event, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
+	}
+	byID := map[string][]events.Event{}
+	if info.State.Msgs == 0 {
+		return byID, nil
+	}
+	prefix := historyRoot + "." + events.SanitizeToken(h.host) + "."
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + "*"}})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
+	}
+	for {
+		batch, err := c.FetchNoWait(4096)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
+			}
+			h.last[m.Subject()] = md.Sequence.Stream
+			e, err := events.Unmarshal(m.Data())
+			if err != nil {
+				h.log.Warn("skipping undecodable history entry", "subject", m.Subject(), "seq", md.Sequence.Stream, "err", err)
+				continue
+			}
+			id := strings.TrimPrefix(m.Subject(), prefix)
+			byID[id] = append(byID[id], e)
+			if md.NumPending == 0 {
+				return byID, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
+		}
+		if n == 0 {
+			return byID, nil
+		}
+	}
+}
+
+// Publish queues e for its container's history. It never blocks.
+func (h *History) Publish(e events.Event) {
+	if e.Data.ContainerID == "" {
+		return
+	}
+	h.q.Publish(e)
+}
+
+// Run stores queued history until ctx ends, then flushes.
+func (h *History) Run(ctx context.Context) error { return h.q.Run(ctx, 10*time.Second) }
+
+// Healthy reports the last store error.
+func (h *History) Healthy() error { return h.q.Healthy() }
+
+// storeOne publishes one event expecting the subject's last sequence to be
+// the one this writer saw. On a mismatch another writer appended: it logs,
+// learns the new last sequence, and fails so the event is retried on top.
+func (h *History) storeOne(ctx context.Context, batch []events.Event) (int, error) {
+	for i, e := range batch {
+		b, err := events.Marshal(e)
+		if err != nil {
+			h.log.Error("dropping history event that cannot be encoded", "id", e.ID, "err", err)
+			continue
+		}
+		subj := HistorySubject(e.Data.Host, e.Data.ContainerID)
+		m := nats.NewMsg(subj)
+		m.Data = b
+		m.Header.Set(nats.MsgIdHdr, e.ID)
+		h.mu.Lock()
+		last := h.last[subj]
+		h.mu.Unlock()
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last, 10))
+		ack, err := h.js.PublishMsg(ctx, m)
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			h.log.Error("another writer appended to this container's history; re-reading its position", "subject", subj)
+			if msg, gerr := h.js.Stream(ctx, HistoryStream); gerr == nil {
+				if lm, lerr := msg.GetLastMsgForSubject(ctx, subj); lerr == nil {
+					h.mu.Lock()
+					h.last[subj] = lm.Sequence
+					h.mu.Unlock()
+				}
+			}
+			return i, fmt.Errorf("history of %s: %w", e.Data.Container, err)
+		}
+		if err != nil {
+			return i, fmt.Errorf("history of %s: %w", e.Data.Container, err)
+		}
+		if !ack.Duplicate {
+			h.mu.Lock()
+			h.last[subj] = ack.Sequence
+			h.mu.Unlock()
+		}
+	}
+	return len(batch), nil
+}
