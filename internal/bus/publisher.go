@@ -105,7 +105,7 @@ func (p *Publisher) Run(ctx context.Context, flushTimeout time.Duration) error {
 }
 
 // lingerFor is how long the publisher waits after the first event of a burst.
-const lingerFor = 25 * time.Millisecond
+const lingerFor = 250 * time.Millisecond
 
 // batchSize bounds how many async publishes are outstanding at once.
 const batchSize = 256
