@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	}
 	a := &App{cfg: cfg, log: log, version: version, bus: b, docker: dc, reg: prometheus.NewRegistry()}
 	a.host = a.resolveHost(ctx)
-	a.pub = bus.NewPublisher(b.JetStream(), 0, log.With("component", "publisher"))
+	a.pub = bus.NewPublisher(b.JetStream(), 0, bus.DefaultLinger, log.With("component", "publisher"))
 	started := time.Now()
 	hist, initial, err := b.OpenHistory(ctx, a.host, bus.HistoryOptions{PerContainer: cfg.Policy.MaxHistoricEntries, MaxAge: cfg.Retention}, log.With("component", "history"))
 	if err != nil {

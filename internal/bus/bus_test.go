@@ -74,7 +74,7 @@ func TestListenerNeedsAuth(t *testing.T) {
 func TestPublishStoresOnceAndSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	b := open(t, dir)
-	p := NewPublisher(b.JetStream(), 0, slog.New(slog.DiscardHandler))
+	p := NewPublisher(b.JetStream(), 0, 0, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- p.Run(ctx, 10*time.Second) }()
@@ -130,7 +130,7 @@ func TestPublisherKeepsEventsWhileStoreFails(t *testing.T) {
 	if err := js.DeleteStream(context.Background(), EventsStream); err != nil {
 		t.Fatal(err)
 	}
-	p := NewPublisher(js, 0, slog.New(slog.DiscardHandler))
+	p := NewPublisher(js, 0, 0, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- p.Run(ctx, 10*time.Second) }()

@@ -77,7 +77,9 @@ func (b *Bus) OpenHistory(ctx context.Context, host string, o HistoryOptions, lo
 	if err != nil {
 		return nil, nil, err
 	}
-	h.q = NewPublisher(b.js, 0, log)
+	// No linger: a restart decision is written ahead of the restart, so a
+	// healer killed right after it still knows.
+	h.q = NewPublisher(b.js, 0, 0, log)
 	h.q.store = h.storeOne
 	return h, byID, nil
 }

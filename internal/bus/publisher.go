@@ -18,9 +18,10 @@ import (
 // appends to a queue, and Run moves the queue into the stream in order,
 // retrying until each event is stored. Ids make retries idempotent.
 type Publisher struct {
-	js  jetstream.JetStream
-	log *slog.Logger
-	max int
+	js     jetstream.JetStream
+	log    *slog.Logger
+	max    int
+	linger time.Duration
 
 	mu      sync.Mutex
 	queue   []events.Event
@@ -33,13 +34,20 @@ type Publisher struct {
 	store func(context.Context, []events.Event) (int, error)
 }
 
+// DefaultLinger is how long the event publisher waits after the first event
+// of a burst, so the burst goes out as one batch after the restart requests
+// that caused it: on a small host the daemon needs the CPU more than the
+// store does just then.
+const DefaultLinger = 250 * time.Millisecond
+
 // NewPublisher returns a publisher holding at most max unstored events in
-// memory; past that the oldest are dropped, loudly.
-func NewPublisher(js jetstream.JetStream, max int, log *slog.Logger) *Publisher {
+// memory (past that the oldest are dropped, loudly), that waits linger
+// after the first event of a burst before storing it.
+func NewPublisher(js jetstream.JetStream, max int, linger time.Duration, log *slog.Logger) *Publisher {
 	if max <= 0 {
 		max = 100_000
 	}
-	p := &Publisher{js: js, log: log, max: max, wake: make(chan struct{}, 1)}
+	p := &Publisher{js: js, log: log, max: max, linger: linger, wake: make(chan struct{}, 1)}
 	p.store = p.storeAsync
 	return p
 }
@@ -92,20 +100,16 @@ func (p *Publisher) Run(ctx context.Context, flushTimeout time.Duration) error {
 			}
 			return nil
 		case <-p.wake:
-			// Linger so a burst goes out as one batch, after the restart
-			// requests that caused it: on a small host the daemon needs the
-			// CPU more than the store does just then.
-			select {
-			case <-ctx.Done():
-			case <-time.After(lingerFor):
+			if p.linger > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(p.linger):
+				}
 			}
 			p.flush(ctx)
 		}
 	}
 }
-
-// lingerFor is how long the publisher waits after the first event of a burst.
-const lingerFor = 250 * time.Millisecond
 
 // batchSize bounds how many async publishes are outstanding at once.
 const batchSize = 256

@@ -54,17 +54,36 @@ type LabelError struct {
 	Expected string
 }
 
+// Overrides reads per-container settings from labels. Build it once: it
+// holds the table of settings that labels may override.
+type Overrides struct {
+	prefix string
+	ss     []setting
+}
+
+// NewOverrides returns the label reader for the selection label.
+func NewOverrides(label string) *Overrides {
+	o := &Overrides{prefix: LabelPrefix(label) + "."}
+	for _, s := range settings() {
+		if s.perContainer {
+			o.ss = append(o.ss, s)
+		}
+	}
+	return o
+}
+
 // PolicyFor applies the override labels <label>.<key> of one container to
 // base. A bad value keeps the base value for that key and is reported.
 func PolicyFor(base Policy, labels map[string]string, label string) (Policy, []LabelError) {
-	prefix := LabelPrefix(label) + "."
+	return NewOverrides(label).Policy(base, labels)
+}
+
+// Policy applies a container's override labels to base; see PolicyFor.
+func (o *Overrides) Policy(base Policy, labels map[string]string) (Policy, []LabelError) {
 	var errs []LabelError
 	c := Config{Policy: base}
-	for _, s := range settings() {
-		if !s.perContainer {
-			continue
-		}
-		name := prefix + s.key
+	for _, s := range o.ss {
+		name := o.prefix + s.key
 		v, ok := labels[name]
 		for _, a := range s.labelAliases {
 			if ok {

@@ -77,6 +77,18 @@ type Summary struct {
 	LongestHealthy time.Duration
 }
 
+// InHistory says whether the policy reads events of kind k: only those are
+// kept in a container's history, so skips and outcomes never crowd out what
+// counts.
+func InHistory(k events.Kind) bool {
+	switch k {
+	case events.RestartRequested, events.GaveUp, events.DockerStart, events.DockerKill, events.DockerStop,
+		events.DockerHealthy, events.DockerUnhealthy, events.DockerDie:
+		return true
+	}
+	return false
+}
+
 // Summarize folds a container's history, oldest first.
 func Summarize(history []events.Event) Summary {
 	var s Summary

@@ -67,6 +67,8 @@ type Healer struct {
 	// a restart cut in half leaves the container stopped.
 	ctx context.Context
 
+	overrides *config.Overrides
+
 	mu      sync.Mutex
 	state   map[string]*entry
 	warned  map[string]struct{}
@@ -88,11 +90,12 @@ func New(o Options) *Healer {
 		o.History = discard{}
 	}
 	h := &Healer{
-		o:      o,
-		sem:    make(chan struct{}, max(o.MaxConcurrent, 1)),
-		ctx:    context.Background(),
-		state:  map[string]*entry{},
-		warned: map[string]struct{}{},
+		o:         o,
+		sem:       make(chan struct{}, max(o.MaxConcurrent, 1)),
+		ctx:       context.Background(),
+		state:     map[string]*entry{},
+		warned:    map[string]struct{}{},
+		overrides: config.NewOverrides(o.Label),
 	}
 	for id, hist := range o.Initial {
 		h.state[id] = &entry{history: hist}
@@ -161,13 +164,17 @@ func (h *Healer) entry(id string) *entry {
 	return e
 }
 
-// record appends ev to the container's history and publishes it; h.mu is held.
+// record publishes ev and, if the policy reads it, appends it to the
+// container's history; h.mu is held.
 func (h *Healer) record(e *entry, ev events.Event, p config.Policy) {
+	h.o.Publisher.Publish(ev)
+	if !InHistory(ev.Kind()) {
+		return
+	}
 	e.history = append(e.history, ev)
 	if n := len(e.history) - max(p.MaxHistoricEntries, 1); n > 0 {
 		e.history = append(e.history[:0:0], e.history[n:]...)
 	}
-	h.o.Publisher.Publish(ev)
 	h.o.History.Publish(ev)
 }
 
@@ -244,7 +251,7 @@ func (h *Healer) recheck(id string) {
 }
 
 func (h *Healer) policy(o events.Observed, cause string) config.Policy {
-	p, errs := config.PolicyFor(h.o.Policy, o.Labels, h.o.Label)
+	p, errs := h.overrides.Policy(h.o.Policy, o.Labels)
 	for _, e := range errs {
 		key := o.ContainerID + "\x00" + e.Label + "\x00" + e.Value
 		h.mu.Lock()

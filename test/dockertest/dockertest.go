@@ -271,13 +271,33 @@ func (ev *Events) Wait(t testing.TB, d time.Duration, what string, match func(Ev
 	return m
 }
 
+// WaitNth returns the nth (from 1) recorded event matching match, waiting
+// up to d.
+func (ev *Events) WaitNth(t testing.TB, d time.Duration, what string, n int, match func(Event) bool) Event {
+	t.Helper()
+	m, ok := ev.waitNth(d, n, match)
+	if !ok {
+		t.Fatalf("no %s within %s", what, d)
+	}
+	return m
+}
+
 // WaitFor returns the first recorded event matching match, waiting up to d.
+// match must not call back into ev.
 func (ev *Events) WaitFor(d time.Duration, match func(Event) bool) (Event, bool) {
+	return ev.waitNth(d, 1, match)
+}
+
+func (ev *Events) waitNth(d time.Duration, n int, match func(Event) bool) (Event, bool) {
 	deadline := time.After(d)
 	for {
 		ev.mu.Lock()
+		seen := 0
 		for _, m := range ev.all {
 			if match(m) {
+				if seen++; seen < n {
+					continue
+				}
 				ev.mu.Unlock()
 				return m, true
 			}

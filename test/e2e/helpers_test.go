@@ -30,8 +30,14 @@ type healer struct {
 // startHealer runs a healer on dataDir with args until t ends or stop.
 func startHealer(t *testing.T, dataDir string, args ...string) *healer {
 	t.Helper()
+	return startHealerEnv(t, dataDir, nil, args...)
+}
+
+// startHealerEnv is startHealer with environment variables.
+func startHealerEnv(t *testing.T, dataDir string, environ []string, args ...string) *healer {
+	t.Helper()
 	args = append([]string{"--data-dir", dataDir, "--http-port", strconv.Itoa(freePort(t)), "--log-level", "debug"}, args...)
-	cfg, err := config.Load(args, nil, io.Discard, func(string) {})
+	cfg, err := config.Load(args, environ, io.Discard, func(string) {})
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -109,13 +115,25 @@ func record(t *testing.T, nc *nats.Conn, subject string) *recorder {
 	return r
 }
 
+// wait returns the first event matching match, waiting up to d. match
+// must not call back into r.
 func (r *recorder) wait(t *testing.T, d time.Duration, what string, match func(events.Event) bool) events.Event {
+	t.Helper()
+	return r.waitNth(t, d, what, 1, match)
+}
+
+// waitNth returns the nth (from 1) event matching match.
+func (r *recorder) waitNth(t *testing.T, d time.Duration, what string, n int, match func(events.Event) bool) events.Event {
 	t.Helper()
 	deadline := time.After(d)
 	for {
 		r.mu.Lock()
+		seen := 0
 		for _, e := range r.all {
 			if match(e) {
+				if seen++; seen < n {
+					continue
+				}
 				r.mu.Unlock()
 				return e
 			}
@@ -144,6 +162,13 @@ func (r *recorder) count(match func(events.Event) bool) int {
 
 func kindOf(k events.Kind, container string) func(events.Event) bool {
 	return func(e events.Event) bool { return e.Kind() == k && e.Subject == container }
+}
+
+// skipped matches a skipped restart of container for reason.
+func skipped(container, reason string) func(events.Event) bool {
+	return func(e events.Event) bool {
+		return e.Kind() == events.RestartSkipped && e.Subject == container && e.Data.Reason == reason
+	}
 }
 
 // history reads every event stored in the data dir of a stopped healer.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,6 +44,8 @@ func runHealer(t *testing.T, dataDir string, port int, prefix string, extra ...s
 	cmd := exec.Command(healerBin, args...)
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
+	// A healer outliving a crashed test would heal the next test's containers.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
