@@ -13,7 +13,7 @@ DATA_DIR ?= .data
 all: lint test
 
 build:
-	$(BUILD) -o bin/healer ./cmd/healer
+	$(BUILD) -o bin/ ./cmd/...
 
 run: build
 	./bin/healer --data-dir $(DATA_DIR)

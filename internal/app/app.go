@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/healmydocker/healmydocker/internal/bus"
+	"github.com/healmydocker/healmydocker/internal/cleaner"
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/docker"
 	"github.com/healmydocker/healmydocker/internal/events"
@@ -210,6 +211,19 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		_ = a.docker.Close()
 	}()
+	var cl *cleaner.Cleaner
+	if a.cfg.RunCleaner {
+		triggers, unsubscribe, err := bus.Trigger(a.bus.Conn(), a.host, cleaner.TriggerKinds, a.log)
+		if err != nil {
+			return fmt.Errorf("start cleaner: %w", err)
+		}
+		defer unsubscribe()
+		cl = cleaner.New(cleaner.Options{
+			Host: a.host, Label: a.cfg.ContainerLabel, Namespace: a.cfg.Namespace, Policy: a.cfg.Policy,
+			DryRun: a.cfg.CleanDryRun, Grace: a.cfg.CleanGrace, Interval: a.cfg.CleanInterval,
+			Docker: a.docker, Publisher: a.pub, Triggers: triggers, Log: a.log.With("component", "cleaner"),
+		})
+	}
 	// The publisher outlives the group so that what the group's last
 	// moments publish is stored too.
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
@@ -225,6 +239,9 @@ func (a *App) Run(ctx context.Context) error {
 	watcher := docker.NewWatcher(a.docker, a.healer.Handle, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
 	g.Add(func() error { return watcher.Run(gctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.healer.Run(gctx) }, func(error) { cancel() })
+	if cl != nil {
+		g.Add(func() error { return cl.Run(gctx) }, func(error) { cancel() })
+	}
 	if a.cfg.HTTPPort != 0 {
 		srv := httpapi.New(netJoin(a.cfg.HTTPAddress, a.cfg.HTTPPort), a.cfg.HTTPPrefix, a.Ready,
 			promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}), a.log.With("component", "http"))

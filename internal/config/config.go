@@ -42,6 +42,7 @@ type Policy struct {
 	HealExitZero            bool
 	RestartDependents       bool
 	MaxHistoricEntries      int
+	CleanDuplicates         bool
 }
 
 // Backoff modes.
@@ -70,7 +71,13 @@ type Config struct {
 	DockerPingInterval time.Duration
 	Retention          time.Duration
 
+	CleanGrace    time.Duration
+	CleanInterval time.Duration
+	CleanDryRun   bool
+	RunCleaner    bool
+
 	NATSListen   string
+	NATSURL      string
 	NATSUser     string
 	NATSPassword Secret
 	NATSToken    Secret
@@ -235,6 +242,7 @@ func settings() []setting {
 		duration("docker_ping_interval", "5s", 100*time.Millisecond, time.Hour, "how often the daemon is pinged to notice that it is gone", func(c *Config) *time.Duration { return &c.DockerPingInterval }),
 		duration("retention", "720h", 0, 100*365*24*time.Hour, "how long events are kept (0: for ever)", func(c *Config) *time.Duration { return &c.Retention }),
 		str("nats_listen", "", "host:port of a NATS listener for split mode and subscribers (default: none)", func(c *Config) *string { return &c.NATSListen }),
+		str("nats_url", "", "NATS URL of the healer, for the split notifier and cleaner", func(c *Config) *string { return &c.NATSURL }),
 		str("nats_user", "", "user that the NATS listener requires", func(c *Config) *string { return &c.NATSUser }),
 		secret("nats_password", "password that the NATS listener requires", func(c *Config) *Secret { return &c.NATSPassword }),
 		secret("nats_token", "token that the NATS listener requires (instead of user and password)", func(c *Config) *Secret { return &c.NATSToken }),
@@ -265,11 +273,18 @@ func settings() []setting {
 		boolean("restart_dependents", true, "restart containers with network_mode container:<healed one> after it", func(c *Config) *bool { return &c.Policy.RestartDependents }),
 		integer("max_historic_entries", 50, 1, 100_000, "events kept per container", func(c *Config) *int { return &c.Policy.MaxHistoricEntries }).
 			env("DEFAULT_MAX_HISTORIC_ENTRIES").label(rm + "max_historic_entries"),
+		boolean("clean_duplicates", false, "remove the duplicate containers docker-compose leaves behind (<12 hex>_<name>)", func(c *Config) *bool { return &c.Policy.CleanDuplicates }).
+			env("ENABLE_CLEANING_DUPLICATED_SERVICES", "DEFAULT_ENABLE_DUPLICATED_SERVICES_REMOVING").flag("enable-cleaning-duplicated-services").label(rm + "enable_cleaning_duplicated_services"),
 	}
 	for _, p := range pol {
 		ss = append(ss, p.container())
 	}
-	return ss
+	return append(ss,
+		duration("clean_grace", "60s", 0, month, "a duplicate younger than this is left alone, so a running compose up is never raced", func(c *Config) *time.Duration { return &c.CleanGrace }),
+		duration("clean_interval", "10m", time.Second, month, "how often the cleaner sweeps, besides at start and on container events", func(c *Config) *time.Duration { return &c.CleanInterval }),
+		boolean("clean_dry_run", false, "publish what the cleaner would remove, and remove nothing", func(c *Config) *bool { return &c.CleanDryRun }),
+		boolean("run_cleaner", true, "run the duplicate cleaner inside the healer (set false when a separate cleaner runs)", func(c *Config) *bool { return &c.RunCleaner }),
+	)
 }
 
 // Repairman's switches that select every container, and the one that has no
@@ -284,8 +299,13 @@ const (
 // unknown keys in the file are *Error; --help gives ErrHelp after writing
 // the help to out. warn gets unknown HMD_* variables.
 func Load(args []string, environ []string, out io.Writer, warn func(string)) (Config, error) {
+	return LoadProgram("healer", args, environ, out, warn)
+}
+
+// LoadProgram is Load for the named program, whose name the help shows.
+func LoadProgram(program string, args []string, environ []string, out io.Writer, warn func(string)) (Config, error) {
 	ss := settings()
-	fs := pflag.NewFlagSet("healer", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet(program, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfgFile := fs.String("config", "", "YAML file of settings")
 	aliasOf := map[string]string{} // alias flag name -> key
@@ -297,6 +317,9 @@ func Load(args []string, environ []string, out io.Writer, warn func(string)) (Co
 		for _, a := range s.flagAliases {
 			af := fs.VarPF(newStringValue(), a, "", "alias of --"+FlagName(s.key))
 			af.Hidden = true
+			if s.flagBool {
+				af.NoOptDefVal = "true"
+			}
 			aliasOf[a] = s.key
 		}
 	}
@@ -309,7 +332,7 @@ func Load(args []string, environ []string, out io.Writer, warn func(string)) (Co
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			writeHelp(out, ss)
+			writeHelp(out, program, ss)
 			return Config{}, ErrHelp
 		}
 		return Config{}, fmt.Errorf("command line: %w (see --help)", err)
@@ -502,8 +525,12 @@ func valueString(v any) string {
 	}
 }
 
-func writeHelp(out io.Writer, ss []setting) {
-	fmt.Fprintf(out, "Usage: healer [flags]\n       healer healthcheck [flags]\n       healer --version\n\n")
+func writeHelp(out io.Writer, program string, ss []setting) {
+	if program == "healer" {
+		fmt.Fprintf(out, "Usage: healer [flags]\n       healer healthcheck [flags]\n       healer --version\n\n")
+	} else {
+		fmt.Fprintf(out, "Usage: %s [flags]\n       %s --version\n\n", program, program)
+	}
 	fmt.Fprintf(out, "Each setting is a flag, an environment variable, and a key in the --config YAML file.\n")
 	fmt.Fprintf(out, "Layers, lowest first: defaults, file, environment, flags.\n\n")
 	fmt.Fprintf(out, "  %-32s %-32s %-10s %s\n", "flag", "environment", "default", "meaning")
@@ -518,7 +545,7 @@ func writeHelp(out io.Writer, ss []setting) {
 }
 
 // Help writes the settings table, for README and --help.
-func Help(out io.Writer) { writeHelp(out, settings()) }
+func Help(out io.Writer) { writeHelp(out, "healer", settings()) }
 
 // stringValue is a pflag.Value that keeps the raw text: parsing is ours, so
 // every bad value gets the same kind of message whatever layer it came from.

@@ -98,6 +98,7 @@ func fromInspect(r container.InspectResponse) hmd.Container {
 		ct.Image = r.Config.Image
 		ct.Labels = r.Config.Labels
 	}
+	ct.Created, _ = time.Parse(time.RFC3339Nano, r.Created)
 	if r.HostConfig != nil {
 		ct.NetworkMode = string(r.HostConfig.NetworkMode)
 	}
@@ -108,6 +109,7 @@ func fromInspect(r container.InspectResponse) hmd.Container {
 		}
 		ct.StartedAt, _ = time.Parse(time.RFC3339Nano, s.StartedAt)
 		if h := s.Health; h != nil {
+			ct.HasHealthcheck = true
 			ct.Health = string(h.Status)
 			if n := len(h.Log); n > 0 && h.Log[n-1] != nil {
 				ct.HealthTime = h.Log[n-1].End
@@ -150,6 +152,50 @@ func (c *Client) Dependents(ctx context.Context, parentID, parentName string) ([
 		out = append(out, hmd.Container{ID: s.ID, Name: name, Image: s.Image, Labels: s.Labels, Running: s.State == container.StateRunning, NetworkMode: mode})
 	}
 	return out, nil
+}
+
+// List returns every container, running or not, as the list API shows it:
+// health comes from the status text, which every API version has.
+func (c *Client) List(ctx context.Context) ([]hmd.Container, error) {
+	res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]hmd.Container, 0, len(res.Items))
+	for _, s := range res.Items {
+		ct := hmd.Container{ID: s.ID, Image: s.Image, Labels: s.Labels, Running: s.State == container.StateRunning,
+			Created: time.Unix(s.Created, 0), NetworkMode: s.HostConfig.NetworkMode}
+		if len(s.Names) > 0 {
+			ct.Name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		switch {
+		case strings.Contains(s.Status, "(unhealthy)"):
+			ct.HasHealthcheck, ct.Health = true, "unhealthy"
+		case strings.Contains(s.Status, "(healthy)"):
+			ct.HasHealthcheck, ct.Health = true, "healthy"
+		case strings.Contains(s.Status, "(health: starting)"):
+			ct.HasHealthcheck, ct.Health = true, "starting"
+		}
+		out = append(out, ct)
+	}
+	return out, nil
+}
+
+// Stop stops a container, giving it timeout before it is killed.
+func (c *Client) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	secs := int(timeout.Round(time.Second) / time.Second)
+	if _, err := c.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil {
+		return fmt.Errorf("stop %s (timeout %ds): %w", hmd.ShortID(id), secs, err)
+	}
+	return nil
+}
+
+// Remove removes a stopped container and keeps its volumes.
+func (c *Client) Remove(ctx context.Context, id string) error {
+	if _, err := c.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{}); err != nil {
+		return fmt.Errorf("remove %s: %w", hmd.ShortID(id), err)
+	}
+	return nil
 }
 
 // listUnhealthy returns the ids of running unhealthy containers. The health

@@ -186,6 +186,10 @@ func Convert(m events.Message) (hmd.Observed, bool) {
 		k = hmd.DockerOOM
 	case events.ActionDestroy:
 		k = hmd.DockerDestroy
+	case events.ActionCreate:
+		k = hmd.DockerCreate
+	case events.ActionRename:
+		k = hmd.DockerRename
 	default:
 		return hmd.Observed{}, false
 	}
@@ -211,7 +215,7 @@ func Convert(m events.Message) (hmd.Observed, bool) {
 	// The daemon mixes its own attributes into the container's labels.
 	for key, v := range attrs {
 		switch key {
-		case "name", "image", "exitCode", "signal", "execDuration":
+		case "name", "image", "exitCode", "signal", "execDuration", "oldName":
 		default:
 			o.Labels[key] = v
 		}

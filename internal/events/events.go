@@ -34,6 +34,16 @@ const (
 	DockerStop      Kind = "docker.stop"
 	DockerOOM       Kind = "docker.oom"
 	DockerDestroy   Kind = "docker.destroy"
+	DockerCreate    Kind = "docker.create"
+	DockerRename    Kind = "docker.rename"
+)
+
+// The duplicate cleaner's findings and actions.
+const (
+	CleanupFound   Kind = "cleanup.found"
+	CleanupRemoved Kind = "cleanup.removed"
+	CleanupKept    Kind = "cleanup.kept"
+	CleanupFailed  Kind = "cleanup.failed"
 )
 
 // Decisions the healer takes.
@@ -60,7 +70,8 @@ const (
 
 // Kinds lists every kind, for documentation and validation.
 var Kinds = []Kind{
-	DockerHealthy, DockerUnhealthy, DockerStart, DockerDie, DockerKill, DockerStop, DockerOOM, DockerDestroy,
+	DockerHealthy, DockerUnhealthy, DockerStart, DockerDie, DockerKill, DockerStop, DockerOOM, DockerDestroy, DockerCreate, DockerRename,
+	CleanupFound, CleanupRemoved, CleanupKept, CleanupFailed,
 	RestartRequested, RestartSkipped, GaveUp,
 	RestartSucceeded, RestartFailed,
 	HealerStarted, HealerStopped, DockerConnected, DockerLost, ConfigError,
@@ -143,6 +154,10 @@ type Data struct {
 	BackoffStep   int        `json:"backoff_step,omitempty"`
 	// RetryAt is when a skipped restart is looked at again.
 	RetryAt *time.Time `json:"retry_at,omitempty"`
+	// Canonical names the container a duplicate duplicates.
+	Canonical string `json:"canonical,omitempty"`
+	// DryRun marks what the cleaner would have done.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // New builds an event of kind k about container (empty for the healer itself).

@@ -61,4 +61,8 @@ type Container struct {
 	NetworkMode string
 	// RestartsItself: the container's own restart policy will start it again.
 	RestartsItself bool
+	// Created is when the container was created.
+	Created time.Time
+	// HasHealthcheck: the container has a HEALTHCHECK, so Health means something.
+	HasHealthcheck bool
 }

@@ -1,0 +1,74 @@
+package bus
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/healmydocker/healmydocker/internal/events"
+)
+
+// Trigger subscribes to live events of the given kinds from host and sends
+// on the returned channel, without blocking, when one arrives. A consumer
+// that only needs to know "something happened" (the cleaner) uses it; one
+// that must see every event uses a durable JetStream consumer instead.
+func Trigger(nc *nats.Conn, host string, kinds []events.Kind, log *slog.Logger) (<-chan struct{}, func(), error) {
+	ch := make(chan struct{}, 1)
+	var subs []*nats.Subscription
+	stop := func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}
+	for _, k := range kinds {
+		subj := events.SubjectRoot + "." + events.SanitizeToken(host) + ".*." + k.Category() + "." + k.Action()
+		s, err := nc.Subscribe(subj, func(*nats.Msg) {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+		subs = append(subs, s)
+	}
+	log.Debug("watching the bus", "host", host, "kinds", kinds)
+	return ch, stop, nil
+}
+
+// Connect dials a healer's NATS listener for a split component, with a
+// user and password or a token, reconnecting for ever once connected.
+func Connect(url, user, password, token, name string, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name), nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats connection lost; reconnecting", "url", redactURL(url), "err", err)
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats connection back", "url", redactURL(url)) }),
+	}
+	switch {
+	case token != "":
+		opts = append(opts, nats.Token(token))
+	case user != "":
+		opts = append(opts, nats.UserInfo(user, password))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats at %s: %w", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+// redactURL keeps credentials in a URL out of logs.
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "[redacted]" + u[i:]
+		}
+	}
+	return u
+}
