@@ -312,7 +312,8 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 	defer h.wg.Done()
 	h.sem <- struct{}{}
 	defer func() { <-h.sem }()
-	h.o.DecisionLatency(time.Since(o.Received))
+	decided := time.Since(o.Received)
+	h.o.DecisionLatency(decided)
 	started := time.Now()
 	err := h.o.Docker.Restart(h.ctx, o.ContainerID, p.StopTimeout)
 	took := time.Since(started)
@@ -325,7 +326,7 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 		h.finish(o, h.derived(events.RestartFailed, cause, o, data), p)
 		return
 	}
-	h.o.Log.Info("restarted", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took,
+	h.o.Log.Info("restarted", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "decided_in", decided,
 		"attempt", req.Data.Attempt, "frame_restarts", req.Data.FrameRestarts)
 	h.finish(o, h.derived(events.RestartSucceeded, cause, o, data), p)
 	if p.RestartDependents {
