@@ -212,7 +212,9 @@ func (a *App) Run(ctx context.Context) error {
 		_ = a.docker.Close()
 	}()
 	var cl *cleaner.Cleaner
-	if a.cfg.RunCleaner {
+	// The cleaner sweeps only where it may act: off by default, it costs
+	// the daemon nothing.
+	if a.cfg.Policy.CleanDuplicates || a.cfg.RunCleaner {
 		triggers, unsubscribe, err := bus.Trigger(a.bus.Conn(), a.host, cleaner.TriggerKinds, a.log)
 		if err != nil {
 			return fmt.Errorf("start cleaner: %w", err)

@@ -283,7 +283,7 @@ func settings() []setting {
 		duration("clean_grace", "60s", 0, month, "a duplicate younger than this is left alone, so a running compose up is never raced", func(c *Config) *time.Duration { return &c.CleanGrace }),
 		duration("clean_interval", "10m", time.Second, month, "how often the cleaner sweeps, besides at start and on container events", func(c *Config) *time.Duration { return &c.CleanInterval }),
 		boolean("clean_dry_run", false, "publish what the cleaner would remove, and remove nothing", func(c *Config) *bool { return &c.CleanDryRun }),
-		boolean("run_cleaner", true, "run the duplicate cleaner inside the healer (set false when a separate cleaner runs)", func(c *Config) *bool { return &c.RunCleaner }),
+		boolean("run_cleaner", false, "run the cleaner inside the healer even with clean_duplicates off, for containers whose label turns it on", func(c *Config) *bool { return &c.RunCleaner }),
 	)
 }
 

@@ -11,42 +11,22 @@ import (
 
 	hmd "github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
-type sink struct {
-	mu   sync.Mutex
-	got  []hmd.Observed
-	wake chan struct{}
-}
+type sink struct{ log *waitlog.Log[hmd.Observed] }
 
-func newSink() *sink { return &sink{wake: make(chan struct{})} }
+func newSink() *sink { return &sink{log: waitlog.New[hmd.Observed]()} }
 
-func (s *sink) put(o hmd.Observed) {
-	s.mu.Lock()
-	s.got = append(s.got, o)
-	close(s.wake)
-	s.wake = make(chan struct{})
-	s.mu.Unlock()
-}
+func (s *sink) put(o hmd.Observed) { s.log.Add(o) }
 
+// waitN returns the first n observations once there are n.
 func (s *sink) waitN(t *testing.T, n int) []hmd.Observed {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		s.mu.Lock()
-		if len(s.got) >= n {
-			out := append([]hmd.Observed(nil), s.got...)
-			s.mu.Unlock()
-			return out
-		}
-		wake := s.wake
-		s.mu.Unlock()
-		select {
-		case <-wake:
-		case <-deadline:
-			t.Fatalf("got %d observations, want %d", len(s.got), n)
-		}
+	if _, ok := s.log.WaitNth(10*time.Second, n, func(hmd.Observed) bool { return true }); !ok {
+		t.Fatalf("got %d observations, want %d", s.log.Len(), n)
 	}
+	return s.log.All(func(hmd.Observed) bool { return true })[:n]
 }
 
 type status struct {
@@ -141,10 +121,7 @@ func TestWatcherResumesWithoutDuplicatesAndMarksReplays(t *testing.T) {
 	if kill.Kind != hmd.DockerKill || kill.Replayed || kill.Signal != "9" {
 		t.Errorf("third after reconnect: %+v, want the live kill", kill)
 	}
-	s.mu.Lock()
-	n := len(s.got)
-	s.mu.Unlock()
-	if n != 6 {
+	if n := s.log.Len(); n != 6 {
 		t.Errorf("%d observations, want 6: a replayed event was delivered twice", n)
 	}
 	st.mu.Lock()

@@ -16,9 +16,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
 // TestLabel is the label key every test container carries.
@@ -197,12 +198,9 @@ type Event struct {
 // Name is the container name of the event.
 func (e Event) Name() string { return e.Actor.Attributes["name"] }
 
-// Events records the daemon's events for this run's containers from now
-// until t ends.
+// Events records the daemon's events for this run's containers.
 type Events struct {
-	mu   sync.Mutex
-	all  []Event
-	wake chan struct{}
+	log *waitlog.Log[Event]
 }
 
 // WatchEvents starts recording until t ends.
@@ -240,7 +238,7 @@ func (e *Env) Stream() (ev *Events, stop func(), err error) {
 		cancel()
 		return nil, nil, fmt.Errorf("docker events: %w", err)
 	}
-	ev = &Events{wake: make(chan struct{})}
+	ev = &Events{log: waitlog.New[Event]()}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -251,11 +249,7 @@ func (e *Env) Stream() (ev *Events, stop func(), err error) {
 			if json.Unmarshal(sc.Bytes(), &m) != nil {
 				continue
 			}
-			ev.mu.Lock()
-			ev.all = append(ev.all, m)
-			close(ev.wake)
-			ev.wake = make(chan struct{})
-			ev.mu.Unlock()
+			ev.log.Add(m)
 		}
 	}()
 	return ev, func() { cancel(); _ = cmd.Wait(); <-done }, nil
@@ -264,18 +258,14 @@ func (e *Env) Stream() (ev *Events, stop func(), err error) {
 // Wait returns the first recorded event matching match, waiting up to d.
 func (ev *Events) Wait(t testing.TB, d time.Duration, what string, match func(Event) bool) Event {
 	t.Helper()
-	m, ok := ev.WaitFor(d, match)
-	if !ok {
-		t.Fatalf("no %s within %s", what, d)
-	}
-	return m
+	return ev.WaitNth(t, d, what, 1, match)
 }
 
 // WaitNth returns the nth (from 1) recorded event matching match, waiting
 // up to d.
 func (ev *Events) WaitNth(t testing.TB, d time.Duration, what string, n int, match func(Event) bool) Event {
 	t.Helper()
-	m, ok := ev.waitNth(d, n, match)
+	m, ok := ev.log.WaitNth(d, n, match)
 	if !ok {
 		t.Fatalf("no %s within %s", what, d)
 	}
@@ -283,47 +273,12 @@ func (ev *Events) WaitNth(t testing.TB, d time.Duration, what string, n int, mat
 }
 
 // WaitFor returns the first recorded event matching match, waiting up to d.
-// match must not call back into ev.
 func (ev *Events) WaitFor(d time.Duration, match func(Event) bool) (Event, bool) {
-	return ev.waitNth(d, 1, match)
-}
-
-func (ev *Events) waitNth(d time.Duration, n int, match func(Event) bool) (Event, bool) {
-	deadline := time.After(d)
-	for {
-		ev.mu.Lock()
-		seen := 0
-		for _, m := range ev.all {
-			if match(m) {
-				if seen++; seen < n {
-					continue
-				}
-				ev.mu.Unlock()
-				return m, true
-			}
-		}
-		wake := ev.wake
-		ev.mu.Unlock()
-		select {
-		case <-wake:
-		case <-deadline:
-			return Event{}, false
-		}
-	}
+	return ev.log.WaitNth(d, 1, match)
 }
 
 // All returns the events recorded so far that match.
-func (ev *Events) All(match func(Event) bool) []Event {
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	var out []Event
-	for _, m := range ev.all {
-		if match(m) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (ev *Events) All(match func(Event) bool) []Event { return ev.log.All(match) }
 
 // Is matches events of container name with action.
 func Is(name, action string) func(Event) bool {

@@ -18,6 +18,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/internal/logging"
+	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
 // healer is an in-process all-in-one healer.
@@ -88,25 +89,17 @@ func freePort(t *testing.T) int {
 }
 
 // recorder keeps every event published on the bus.
-type recorder struct {
-	mu   sync.Mutex
-	all  []events.Event
-	wake chan struct{}
-}
+type recorder struct{ log *waitlog.Log[events.Event] }
 
 func record(t *testing.T, nc *nats.Conn, subject string) *recorder {
-	r := &recorder{wake: make(chan struct{})}
+	r := &recorder{log: waitlog.New[events.Event]()}
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		e, err := events.Unmarshal(m.Data)
 		if err != nil {
 			t.Errorf("bad event on %s: %v", m.Subject, err)
 			return
 		}
-		r.mu.Lock()
-		r.all = append(r.all, e)
-		close(r.wake)
-		r.wake = make(chan struct{})
-		r.mu.Unlock()
+		r.log.Add(e)
 	})
 	if err != nil {
 		t.Fatalf("subscribe %s: %v", subject, err)
@@ -115,8 +108,7 @@ func record(t *testing.T, nc *nats.Conn, subject string) *recorder {
 	return r
 }
 
-// wait returns the first event matching match, waiting up to d. match
-// must not call back into r.
+// wait returns the first event matching match, waiting up to d.
 func (r *recorder) wait(t *testing.T, d time.Duration, what string, match func(events.Event) bool) events.Event {
 	t.Helper()
 	return r.waitNth(t, d, what, 1, match)
@@ -125,40 +117,14 @@ func (r *recorder) wait(t *testing.T, d time.Duration, what string, match func(e
 // waitNth returns the nth (from 1) event matching match.
 func (r *recorder) waitNth(t *testing.T, d time.Duration, what string, n int, match func(events.Event) bool) events.Event {
 	t.Helper()
-	deadline := time.After(d)
-	for {
-		r.mu.Lock()
-		seen := 0
-		for _, e := range r.all {
-			if match(e) {
-				if seen++; seen < n {
-					continue
-				}
-				r.mu.Unlock()
-				return e
-			}
-		}
-		wake := r.wake
-		r.mu.Unlock()
-		select {
-		case <-wake:
-		case <-deadline:
-			t.Fatalf("no bus event %s within %s", what, d)
-		}
+	e, ok := r.log.WaitNth(d, n, match)
+	if !ok {
+		t.Fatalf("no bus event %s within %s", what, d)
 	}
+	return e
 }
 
-func (r *recorder) count(match func(events.Event) bool) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.all {
-		if match(e) {
-			n++
-		}
-	}
-	return n
-}
+func (r *recorder) count(match func(events.Event) bool) int { return len(r.log.All(match)) }
 
 func kindOf(k events.Kind, container string) func(events.Event) bool {
 	return func(e events.Event) bool { return e.Kind() == k && e.Subject == container }
