@@ -183,7 +183,11 @@ func (c *Cleaner) remove(ctx context.Context, f Finding, p config.Policy) {
 	}
 	c.publish(events.CleanupFound, id+"/found", f, events.Data{Reason: f.Reason})
 	if now.Running {
-		if err := c.o.Docker.Stop(ctx, d.ID, p.StopTimeout); err != nil {
+		timeout := p.StopTimeout
+		if now.StopTimeout > 0 {
+			timeout = now.StopTimeout
+		}
+		if err := c.o.Docker.Stop(ctx, d.ID, timeout); err != nil {
 			c.failed(f, err)
 			return
 		}

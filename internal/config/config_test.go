@@ -139,3 +139,76 @@ func TestSecretsAreRedacted(t *testing.T) {
 		t.Error("secret lost")
 	}
 }
+
+func TestAliases(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		environ []string
+		check   func(Config) bool
+	}{
+		{"Repairman env", nil, []string{"DEFAULT_FRAME_SIZE=450", "DEFAULT_MAX_RESTARTS_IN_FRAME=2", "NAMESPACE=app_", "DEFAULT_SECONDS_BETWEEN_NEXT_FRAME=1500"},
+			func(c Config) bool {
+				return c.Policy.FrameSize == 450*time.Second && c.Policy.MaxRestartsInFrame == 2 && c.Namespace == "app_" && c.Policy.SecondsBetweenNextFrame == 1500*time.Second
+			}},
+		{"Repairman switches", []string{"--frame-size-in-seconds", "100", "--enable-autoheal", "--enable-cleaning-duplicated-services"}, nil,
+			func(c Config) bool {
+				return c.Policy.FrameSize == 100*time.Second && c.ContainerLabel == "all" && c.Policy.CleanDuplicates
+			}},
+		{"DEFAULT_ENABLE_AUTO_HEAL", nil, []string{"DEFAULT_ENABLE_AUTO_HEAL=true"}, func(c Config) bool { return c.ContainerLabel == "all" }},
+		{"autoheal env", nil, []string{"AUTOHEAL_CONTAINER_LABEL=autoheal", "AUTOHEAL_START_PERIOD=30", "AUTOHEAL_DEFAULT_STOP_TIMEOUT=20"},
+			func(c Config) bool {
+				return c.ContainerLabel == "autoheal" && c.Policy.StartGrace == 30*time.Second && c.Policy.StopTimeout == 20*time.Second
+			}},
+		{"native env beats alias env", nil, []string{"DEFAULT_FRAME_SIZE=450", "HMD_FRAME_SIZE=60"}, func(c Config) bool { return c.Policy.FrameSize == time.Minute }},
+		{"native flag beats alias flag", []string{"--frame-size-in-seconds", "100", "--frame-size", "50"}, nil, func(c Config) bool { return c.Policy.FrameSize == 50*time.Second }},
+		{"native label setting beats autoheal's", nil, []string{"AUTOHEAL_CONTAINER_LABEL=autoheal", "HMD_CONTAINER_LABEL=healme"}, func(c Config) bool { return c.ContainerLabel == "healme" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := load(t, tt.args, tt.environ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Errorf("aliases not applied: %+v", c)
+			}
+		})
+	}
+}
+
+func TestLabelAliases(t *testing.T) {
+	t.Parallel()
+	base := policyDefaults(t)
+	p, errs := PolicyFor(base, map[string]string{
+		Repairman + "frame_size_in_seconds": "120",
+		Repairman + "max_restarts_in_frame": "7",
+		"autoheal.stop.timeout":             "3",
+		"healme.max_restarts_in_frame":      "9",
+	}, "healme")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if p.FrameSize != 2*time.Minute || p.StopTimeout != 3*time.Second || p.MaxRestartsInFrame != 9 {
+		t.Errorf("label aliases: %+v (native healme.max_restarts_in_frame must win)", p)
+	}
+	for _, labels := range []map[string]string{{"autoheal": "true"}, {Repairman + "enable_autoheal": "true"}} {
+		if !Selected(labels, "healme") {
+			t.Errorf("%v not selected", labels)
+		}
+	}
+	if Selected(map[string]string{"autoheal": "true", "healme": "false"}, "healme") {
+		t.Error("healme=false must win over autoheal=true")
+	}
+}
+
+func policyDefaults(t *testing.T) Policy {
+	t.Helper()
+	c, err := load(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Policy
+}

@@ -97,6 +97,9 @@ func fromInspect(r container.InspectResponse) hmd.Container {
 	if r.Config != nil {
 		ct.Image = r.Config.Image
 		ct.Labels = r.Config.Labels
+		if r.Config.StopTimeout != nil {
+			ct.StopTimeout = time.Duration(*r.Config.StopTimeout) * time.Second
+		}
 	}
 	ct.Created, _ = time.Parse(time.RFC3339Nano, r.Created)
 	if r.HostConfig != nil {

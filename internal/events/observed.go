@@ -65,4 +65,6 @@ type Container struct {
 	Created time.Time
 	// HasHealthcheck: the container has a HEALTHCHECK, so Health means something.
 	HasHealthcheck bool
+	// StopTimeout is the container's own stop timeout, 0 if it has none.
+	StopTimeout time.Duration
 }

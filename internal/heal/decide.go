@@ -2,6 +2,7 @@ package heal
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/healmydocker/healmydocker/internal/config"
@@ -104,8 +105,12 @@ func Summarize(history []events.Event) Summary {
 		case events.DockerStart:
 			s.StartedAt, s.UserStopped, ours = e.Time, false, false
 			s.HealthySince = time.Time{}
-		case events.DockerKill, events.DockerStop:
+		case events.DockerStop:
 			if !ours {
+				s.UserStopped = true
+			}
+		case events.DockerKill:
+			if !ours && stops(e.Data.Signal) {
 				s.UserStopped = true
 			}
 		case events.DockerHealthy:
@@ -120,6 +125,16 @@ func Summarize(history []events.Event) Summary {
 		}
 	}
 	return s
+}
+
+// stops says whether a kill signal ends the container, as docker stop,
+// docker kill and compose down send; others (HUP, USR1) ask it to reload.
+func stops(signal string) bool {
+	switch strings.TrimPrefix(strings.ToUpper(signal), "SIG") {
+	case "", "9", "15", "2", "3", "KILL", "TERM", "INT", "QUIT":
+		return true
+	}
+	return false
 }
 
 // healthyFor is the longest healthy stretch since the last restart,
@@ -149,6 +164,10 @@ func Decide(history []events.Event, c Container, o events.Observed, p config.Pol
 		switch {
 		case o.Replayed:
 			return Decision{Verdict: Skip, Reason: ReasonReplayed}
+		case s.UserStopped:
+			// A probe that fails while the user's stop runs is no reason
+			// to fight the stop.
+			return Decision{Verdict: Skip, Reason: ReasonUserStopped}
 		case o.Reconciled:
 			reason = ReasonReconciled
 		default:

@@ -100,6 +100,9 @@ func TestDecide(t *testing.T) {
 		{name: "docker stop is never undone", history: hist(ev(events.DockerStart, 0), ev(events.DockerKill, 10)), obs: died(143), p: policy(), now: 11, want: Skip, reason: ReasonUserStopped},
 		{name: "docker stop of an unhealthy container", history: hist(ev(events.DockerStart, 0), ev(events.DockerUnhealthy, 5), restarted(5, 3, 0, 3, 3), ev(events.DockerKill, 5), ev(events.DockerStart, 6), ev(events.DockerUnhealthy, 8), ev(events.DockerStop, 10)), obs: died(137), p: policy(), now: 11, want: Skip, reason: ReasonUserStopped},
 		{name: "our own restart's kill is not a user stop", history: hist(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5)), obs: died(3), p: policy(), now: 30, want: Restart, attempt: 2},
+		{name: "unhealthy while the user's stop runs", history: hist(ev(events.DockerStart, 0), ev(events.DockerKill, 10)), obs: unhealthy(), p: policy(), now: 10, want: Skip, reason: ReasonUserStopped},
+		{name: "a reload signal is no stop", history: hist(ev(events.DockerStart, 0), func() events.Event { e := ev(events.DockerKill, 10); e.Data.Signal = "1"; return e }()), obs: unhealthy(), p: policy(), now: 20, want: Restart, attempt: 1},
+		{name: "unhealthy after our own restart's kill", history: hist(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5)), obs: unhealthy(), p: policy(), now: 30, want: Restart, attempt: 2},
 		{name: "die during our restart", c: Container{InFlight: true}, obs: died(143), p: policy(), want: Ignore},
 		{name: "replayed die", obs: events.Observed{Kind: events.DockerDie, Replayed: true}, p: policy(), want: Skip, reason: ReasonReplayed},
 		{name: "crash loop obeys the frame", history: hist(restarted(40, 3, 0, 3, 3)), obs: died(1), p: policy(), now: 60, want: Skip, reason: ReasonFrameLimit, retryAt: 640},
@@ -149,5 +152,15 @@ func TestCrashLoopBudget(t *testing.T) {
 	}
 	if d := Decide(history, Container{}, unhealthy(), p, at(30+600)); d.Verdict != Restart || d.FrameRestarts != 1 {
 		t.Errorf("after seconds_between_next_frame: %+v, want a restart opening a new frame", d)
+	}
+}
+
+// The daemon logs kill after signalling, so a fast exit can put the die
+// before the kill: the stop is a user's all the same.
+func TestKillAfterDieIsStillAUserStop(t *testing.T) {
+	t.Parallel()
+	h := hist(ev(events.DockerStart, 0), ev(events.DockerDie, 10), ev(events.DockerKill, 10), ev(events.DockerStop, 10))
+	if d := Decide(h, Container{}, died(0), with(func(p *config.Policy) { p.HealExitZero = true }), at(11)); d.Verdict != Skip || d.Reason != ReasonUserStopped {
+		t.Errorf("got %+v, want a skip: stopped by a user", d)
 	}
 }

@@ -136,6 +136,11 @@ func (h *Healer) Handle(o events.Observed) {
 	switch d.Verdict {
 	case Ignore:
 	case Skip:
+		if o.Kind == events.DockerDie && d.Reason != ReasonReplayed {
+			// Decided again once the events of the stop, if any, are in.
+			h.spawn(func() { h.healExited(o, cause, policy) })
+			return
+		}
 		h.skip(o, cause, d, policy)
 	case GiveUp:
 		h.o.Log.Warn("giving up on container", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "attempts", d.Attempt)
@@ -143,15 +148,32 @@ func (h *Healer) Handle(o events.Observed) {
 		h.decision(h.entry(o.ContainerID), events.GaveUp, cause, o, d, policy)
 		h.mu.Unlock()
 	case Restart:
-		h.wg.Add(1)
 		if o.Kind == events.DockerDie {
 			// Whether its own restart policy brings it back takes a look,
 			// which must not hold up the event stream.
-			go h.healExited(o, cause, policy)
+			h.spawn(func() { h.healExited(o, cause, policy) })
 			return
 		}
-		go h.restart(o, cause, req, policy)
+		if !h.spawn(func() { h.restart(o, cause, req, policy) }) {
+			h.finish(o, h.derived(events.RestartFailed, cause, o, events.Data{Reason: req.Data.Reason, Error: "healer stopping"}), policy)
+		}
 	}
+}
+
+// spawn runs f in its own goroutine unless the healer is stopping, and
+// reports whether it did; Run waits for what it spawned.
+func (h *Healer) spawn(f func()) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return false
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // entry returns the container's memory; h.mu is held.
@@ -222,14 +244,10 @@ func (h *Healer) skip(o events.Observed, cause string, d Decision, p config.Poli
 // recheck looks at a container whose restart was held back, and heals it
 // if it still needs it: no event will come to say so.
 func (h *Healer) recheck(id string) {
-	h.mu.Lock()
-	if h.stopped {
-		h.mu.Unlock()
-		return
-	}
-	h.wg.Add(1)
-	h.mu.Unlock()
-	defer h.wg.Done()
+	h.spawn(func() { h.look(id) })
+}
+
+func (h *Healer) look(id string) {
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	defer cancel()
 	c, err := h.o.Docker.Inspect(ctx, id)
@@ -270,9 +288,15 @@ func (h *Healer) policy(o events.Observed, cause string) config.Policy {
 	return p
 }
 
-// healExited starts a container that died, unless it is back already or
-// its own restart policy brings it back.
+// exitSettle is how long a death waits for the events of a stop that
+// caused it: the daemon logs kill after it signals, so a process that exits
+// at once can die before its kill event arrives.
+const exitSettle = 300 * time.Millisecond
+
+// healExited starts a container that died, unless a user stopped it, it is
+// back already, or its own restart policy brings it back.
 func (h *Healer) healExited(o events.Observed, cause string, p config.Policy) {
+	time.Sleep(exitSettle)
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	c, err := h.o.Docker.Inspect(ctx, o.ContainerID)
 	cancel()
@@ -288,35 +312,33 @@ func (h *Healer) healExited(o events.Observed, cause string, p config.Policy) {
 	h.mu.Lock()
 	e := h.entry(o.ContainerID)
 	var req events.Event
-	d := Decide(e.history[:max(len(e.history)-1, 0)], Container{InFlight: e.inFlight}, o, p, h.o.Now())
+	// Decided again: the history now has the stop's kill, if there was one.
+	d := Decide(e.history, Container{InFlight: e.inFlight}, o, p, h.o.Now())
 	if reason == "" && d.Verdict == Restart {
 		e.inFlight = true
 		req = h.decision(e, events.RestartRequested, cause, o, d, p)
 	}
 	h.mu.Unlock()
 	switch {
-	case reason != "":
-		h.wg.Done()
-		h.skip(o, cause, Decision{Verdict: Skip, Reason: reason}, p)
+	case d.Verdict == Skip:
+		h.skip(o, cause, d, p)
 	case d.Verdict != Restart:
-		h.wg.Done()
-		if d.Verdict == Skip {
-			h.skip(o, cause, d, p)
-		}
+	case reason != "":
+		h.skip(o, cause, Decision{Verdict: Skip, Reason: reason}, p)
 	default:
 		h.restart(o, cause, req, p)
 	}
 }
 
 func (h *Healer) restart(o events.Observed, cause string, req events.Event, p config.Policy) {
-	defer h.wg.Done()
 	h.sem <- struct{}{}
-	defer func() { <-h.sem }()
 	decided := time.Since(o.Received)
 	h.o.DecisionLatency(decided)
 	started := time.Now()
 	err := h.o.Docker.Restart(h.ctx, o.ContainerID, p.StopTimeout)
 	took := time.Since(started)
+	// Released before the dependents, which take slots of their own.
+	<-h.sem
 	h.o.Restarted(o.Name, err)
 	ms := float64(took.Microseconds()) / 1000
 	data := events.Data{Reason: req.Data.Reason, DurationMS: ms, Attempt: req.Data.Attempt, FrameRestarts: req.Data.FrameRestarts}
@@ -371,8 +393,8 @@ func (h *Healer) restartDependents(parent events.Observed, cause string) {
 		e.inFlight = true
 		req := h.decision(e, events.RestartRequested, cause+"/"+events.ShortID(c.ID), o, Decision{Verdict: Restart, Reason: ReasonDependent + " " + parent.Name}, p)
 		h.mu.Unlock()
-		h.wg.Add(1)
-		go h.restart(o, cause+"/"+events.ShortID(c.ID), req, p)
+		dcause := cause + "/" + events.ShortID(c.ID)
+		h.restart(o, dcause, req, p)
 	}
 }
 

@@ -14,8 +14,8 @@ import (
 
 var (
 	env *dockertest.Env
-	// healerBin is the healer built for subprocess tests.
-	healerBin string
+	// healerBin and cleanerBin are built for subprocess tests.
+	healerBin, cleanerBin string
 )
 
 func TestMain(m *testing.M) {
@@ -36,11 +36,11 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	healerBin = filepath.Join(dir, "healer")
-	build := exec.Command("go", "build", "-o", healerBin, "../../cmd/healer")
+	healerBin, cleanerBin = filepath.Join(dir, "healer"), filepath.Join(dir, "cleaner")
+	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/healer", "../../cmd/cleaner")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: build healer: %v: %s\n", err, out)
+		fmt.Fprintf(os.Stderr, "FAIL: build healer and cleaner: %v: %s\n", err, out)
 		return 1
 	}
 	return m.Run()
