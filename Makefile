@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 DATA_DIR ?= .data
 
-.PHONY: all build run test lint bench docker-check clean
+.PHONY: all build run test lint bench image docker-check clean
 
 all: lint test
 
@@ -34,6 +34,9 @@ bench: docker-check build
 	$(BUILD) -o bin/floor ./bench/floor
 	$(BUILD) -o bin/hmdbench ./bench/cmd/hmdbench
 	./bin/hmdbench -healer bin/healer -floor bin/floor -out BENCHMARKS.md
+
+image: build
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t healmydocker:local .
 
 clean:
 	rm -rf bin

@@ -165,3 +165,43 @@ func TestPublisherKeepsEventsWhileStoreFails(t *testing.T) {
 		t.Errorf("still unhealthy after recovery: %v", err)
 	}
 }
+
+// Two writers on one container's history: the second one's stale position
+// is refused by the server (expected last subject sequence), re-read, and
+// its event lands on top instead of forking the history.
+func TestHistoryRefusesAStaleWriter(t *testing.T) {
+	b := open(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	h1, _, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 10}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, _, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 10}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ev(1)
+	first.Data.ContainerID = "c0ffee"
+	n, err := h1.storeOne(ctx, []events.Event{first})
+	if err != nil || n != 1 {
+		t.Fatalf("first writer: %d, %v", n, err)
+	}
+	second := ev(2)
+	second.Data.ContainerID = "c0ffee"
+	if _, err := h2.storeOne(ctx, []events.Event{second}); err == nil {
+		t.Fatal("a writer with a stale position appended")
+	}
+	if n, err := h2.storeOne(ctx, []events.Event{second}); err != nil || n != 1 {
+		t.Fatalf("after re-reading its position: %d, %v", n, err)
+	}
+	s, _ := b.JetStream().Stream(ctx, HistoryStream)
+	m, err := s.GetLastMsgForSubject(ctx, HistorySubject("h", "c0ffee"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Sequence != 2 || m.Header.Get("Nats-Msg-Id") != second.ID {
+		t.Errorf("last message seq %d id %s, want 2 and %s", m.Sequence, m.Header.Get("Nats-Msg-Id"), second.ID)
+	}
+}

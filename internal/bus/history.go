@@ -145,10 +145,15 @@ func (h *History) Run(ctx context.Context) error { return h.q.Run(ctx, 10*time.S
 // Healthy reports the last store error.
 func (h *History) Healthy() error { return h.q.Healthy() }
 
-// storeOne publishes one event expecting the subject's last sequence to be
-// the one this writer saw. On a mismatch another writer appended: it logs,
-// learns the new last sequence, and fails so the event is retried on top.
+// storeOne publishes a batch with pipelined acks. The first event of each
+// container in the batch expects the subject's last sequence to be the one
+// this writer saw; the rest follow it in order. On a mismatch another writer
+// appended: it logs, learns the new last sequence, and fails so the events
+// are retried on top (ids make the retry idempotent).
 func (h *History) storeOne(ctx context.Context, batch []events.Event) (int, error) {
+	futures := make([]jetstream.PubAckFuture, len(batch))
+	subjects := make([]string, len(batch))
+	inBatch := map[string]bool{}
 	for i, e := range batch {
 		b, err := events.Marshal(e)
 		if err != nil {
@@ -156,34 +161,54 @@ func (h *History) storeOne(ctx context.Context, batch []events.Event) (int, erro
 			continue
 		}
 		subj := HistorySubject(e.Data.Host, e.Data.ContainerID)
+		subjects[i] = subj
 		m := nats.NewMsg(subj)
 		m.Data = b
 		m.Header.Set(nats.MsgIdHdr, e.ID)
-		h.mu.Lock()
-		last := h.last[subj]
-		h.mu.Unlock()
-		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last, 10))
-		ack, err := h.js.PublishMsg(ctx, m)
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-			h.log.Error("another writer appended to this container's history; re-reading its position", "subject", subj)
-			if msg, gerr := h.js.Stream(ctx, HistoryStream); gerr == nil {
-				if lm, lerr := msg.GetLastMsgForSubject(ctx, subj); lerr == nil {
-					h.mu.Lock()
-					h.last[subj] = lm.Sequence
-					h.mu.Unlock()
+		if !inBatch[subj] {
+			inBatch[subj] = true
+			h.mu.Lock()
+			last := h.last[subj]
+			h.mu.Unlock()
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last, 10))
+		}
+		f, err := h.js.PublishMsgAsync(m)
+		if err != nil {
+			return h.settle(ctx, batch[:i], futures[:i], subjects[:i], fmt.Errorf("history of %s: %w", e.Data.Container, err))
+		}
+		futures[i] = f
+	}
+	return h.settle(ctx, batch, futures, subjects, nil)
+}
+
+func (h *History) settle(ctx context.Context, batch []events.Event, futures []jetstream.PubAckFuture, subjects []string, perr error) (int, error) {
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			if !ack.Duplicate {
+				h.mu.Lock()
+				h.last[subjects[i]] = max(h.last[subjects[i]], ack.Sequence)
+				h.mu.Unlock()
+			}
+		case err := <-f.Err():
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+				h.log.Error("another writer appended to this container's history; re-reading its position", "subject", subjects[i])
+				if st, gerr := h.js.Stream(ctx, HistoryStream); gerr == nil {
+					if lm, lerr := st.GetLastMsgForSubject(ctx, subjects[i]); lerr == nil {
+						h.mu.Lock()
+						h.last[subjects[i]] = lm.Sequence
+						h.mu.Unlock()
+					}
 				}
 			}
-			return i, fmt.Errorf("history of %s: %w", e.Data.Container, err)
-		}
-		if err != nil {
-			return i, fmt.Errorf("history of %s: %w", e.Data.Container, err)
-		}
-		if !ack.Duplicate {
-			h.mu.Lock()
-			h.last[subj] = ack.Sequence
-			h.mu.Unlock()
+			return i, fmt.Errorf("history of %s: %w", batch[i].Data.Container, err)
+		case <-ctx.Done():
+			return i, ctx.Err()
 		}
 	}
-	return len(batch), nil
+	return len(futures), perr
 }
