@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/internal/heal"
 	"github.com/healmydocker/healmydocker/internal/httpapi"
+	"github.com/healmydocker/healmydocker/internal/notify"
 )
 
 // App is one all-in-one healer.
@@ -226,6 +228,10 @@ func (a *App) Run(ctx context.Context) error {
 			Docker: a.docker, Publisher: a.pub, Triggers: triggers, Log: a.log.With("component", "cleaner"),
 		})
 	}
+	runners, err := a.notifiers()
+	if err != nil {
+		return err
+	}
 	// The publisher outlives the group so that what the group's last
 	// moments publish is stored too.
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
@@ -244,13 +250,16 @@ func (a *App) Run(ctx context.Context) error {
 	if cl != nil {
 		g.Add(func() error { return cl.Run(gctx) }, func(error) { cancel() })
 	}
+	for name, r := range runners {
+		g.Add(func() error { return r.Run(gctx, name) }, func(error) { cancel() })
+	}
 	if a.cfg.HTTPPort != 0 {
 		srv := httpapi.New(netJoin(a.cfg.HTTPAddress, a.cfg.HTTPPort), a.cfg.HTTPPrefix, a.Ready,
 			promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}), a.log.With("component", "http"))
 		srv.OnBound(func(addr net.Addr) { a.httpAddr.Store(&addr) })
 		g.Add(func() error { return srv.Run(gctx) }, func(error) { cancel() })
 	}
-	err := g.Run()
+	err = g.Run()
 
 	a.lifecycle(events.HealerStopped, events.Data{Version: a.version})
 	stopPub()
@@ -260,6 +269,44 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("healer stopped")
 	return err
+}
+
+// notifiers builds one runner per notify URL, keyed by its consumer name.
+func (a *App) notifiers() (map[string]*notify.Runner, error) {
+	urls := strings.FieldsFunc(a.cfg.NotifyURL.Reveal(), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' })
+	if len(urls) == 0 {
+		return nil, nil
+	}
+	level, err := notify.ParseLevel(a.cfg.NotifyLevel)
+	if err != nil {
+		return nil, err
+	}
+	text := notify.DefaultTemplate
+	if f := a.cfg.NotifyTemplateFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("notify template: %w", err)
+		}
+		text = string(b)
+	}
+	tmpl, err := notify.ParseTemplate(text)
+	if err != nil {
+		return nil, err
+	}
+	runners := map[string]*notify.Runner{}
+	for _, u := range urls {
+		target, err := notify.NewWebhook(u, a.cfg.NotifyUsername, "")
+		if err != nil {
+			return nil, err
+		}
+		runners[notify.ConsumerName(u)] = &notify.Runner{
+			JS: a.bus.JetStream(), Stream: bus.EventsStream, Target: target, Level: level, Template: tmpl,
+			GroupWait: a.cfg.NotifyGroupWait, MaxBackoff: 5 * time.Minute, Host: a.host, Publisher: a.pub,
+			Log: a.log.With("component", "notifier"),
+		}
+		a.log.Info("notifying", "target", target.Name(), "level", a.cfg.NotifyLevel)
+	}
+	return runners, nil
 }
 
 func netJoin(host string, port int) string {

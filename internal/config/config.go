@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,6 +71,12 @@ type Config struct {
 
 	DockerPingInterval time.Duration
 	Retention          time.Duration
+
+	NotifyURL          Secret
+	NotifyLevel        string
+	NotifyGroupWait    time.Duration
+	NotifyUsername     string
+	NotifyTemplateFile string
 
 	CleanGrace    time.Duration
 	CleanInterval time.Duration
@@ -241,6 +248,11 @@ func settings() []setting {
 		boolean("debug", false, "shorthand for log_level=debug", func(c *Config) *bool { return &c.Debug }),
 		duration("docker_ping_interval", "5s", 100*time.Millisecond, time.Hour, "how often the daemon is pinged to notice that it is gone", func(c *Config) *time.Duration { return &c.DockerPingInterval }),
 		duration("retention", "720h", 0, 100*365*24*time.Hour, "how long events are kept (0: for ever)", func(c *Config) *time.Duration { return &c.Retention }),
+		secret("notify_url", "incoming-webhook URLs (Slack, Mattermost) to notify, separated by commas or spaces", func(c *Config) *Secret { return &c.NotifyURL }).env("DEFAULT_NOTIFY_URL"),
+		enum("notify_level", "info", []string{"debug", "info", "warning"}, "what is notified: debug, info or warning", func(c *Config) *string { return &c.NotifyLevel }).env("DEFAULT_NOTIFY_LEVEL"),
+		duration("notify_group_wait", "5s", 0, time.Hour, "events for one target within this time go out as one message", func(c *Config) *time.Duration { return &c.NotifyGroupWait }),
+		str("notify_username", "HealMyDocker", "username of Mattermost messages", func(c *Config) *string { return &c.NotifyUsername }),
+		str("notify_template_file", "", "Go text/template file for messages (default: one line per event)", func(c *Config) *string { return &c.NotifyTemplateFile }),
 		str("nats_listen", "", "host:port of a NATS listener for split mode and subscribers (default: none)", func(c *Config) *string { return &c.NATSListen }),
 		str("nats_url", "", "NATS URL of the healer, for the split notifier and cleaner", func(c *Config) *string { return &c.NATSURL }),
 		str("nats_user", "", "user that the NATS listener requires", func(c *Config) *string { return &c.NATSUser }),
@@ -488,6 +500,16 @@ func validate(c Config) error {
 	}
 	if c.HTTPPrefix != "" && !strings.HasPrefix(c.HTTPPrefix, "/") {
 		return &Error{Key: "http_prefix", Value: c.HTTPPrefix, Expected: "a path starting with /"}
+	}
+	for _, u := range strings.FieldsFunc(c.NotifyURL.Reveal(), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			shown := "[redacted]"
+			if err == nil && p.Scheme != "" {
+				shown = p.Scheme + "://" + p.Host + "/[redacted]"
+			}
+			return &Error{Key: "notify_url", Value: shown, Expected: "http(s) incoming-webhook URLs (Slack, Mattermost); other services are not supported yet"}
+		}
 	}
 	if c.NATSListen != "" && c.NATSToken == "" && (c.NATSUser == "" || c.NATSPassword == "") {
 		return &Error{Key: "nats_listen", Value: c.NATSListen, Expected: "nats_user and nats_password, or nats_token, to be set too"}

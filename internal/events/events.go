@@ -59,6 +59,9 @@ const (
 	RestartFailed    Kind = "outcome.restart_failed"
 )
 
+// NotifyFailed: a notification target refused a message for good.
+const NotifyFailed Kind = "notify.failed"
+
 // The healer's own lifecycle and configuration.
 const (
 	HealerStarted   Kind = "healer.started"
@@ -68,10 +71,14 @@ const (
 	ConfigError     Kind = "config.error"
 )
 
+// ReasonFrameLimit is the reason of a restart skipped because the frame is
+// used up: the notifier tells people of it, so it is part of the schema.
+const ReasonFrameLimit = "restart limit reached in frame"
+
 // Kinds lists every kind, for documentation and validation.
 var Kinds = []Kind{
 	DockerHealthy, DockerUnhealthy, DockerStart, DockerDie, DockerKill, DockerStop, DockerOOM, DockerDestroy, DockerCreate, DockerRename,
-	CleanupFound, CleanupRemoved, CleanupKept, CleanupFailed,
+	CleanupFound, CleanupRemoved, CleanupKept, CleanupFailed, NotifyFailed,
 	RestartRequested, RestartSkipped, GaveUp,
 	RestartSucceeded, RestartFailed,
 	HealerStarted, HealerStopped, DockerConnected, DockerLost, ConfigError,

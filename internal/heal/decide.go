@@ -51,7 +51,7 @@ const (
 	ReasonGiveUp       = "restarted max_checks_to_give_up times without staying healthy"
 	ReasonStartGrace   = "within start_grace of the container's start"
 	ReasonBetween      = "within seconds_between_restarts of the last restart"
-	ReasonFrameLimit   = "restart limit reached in frame"
+	ReasonFrameLimit   = events.ReasonFrameLimit
 	ReasonBackoff      = "exponential backoff"
 	ReasonUserStopped  = "stopped by a user or API call"
 	ReasonExitZero     = "exited with code 0"

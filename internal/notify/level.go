@@ -1,0 +1,56 @@
+// Package notify owns telling people what happened: which events a level
+// wants, how a group of them reads, and delivering it to a target with
+// retries, from a durable JetStream consumer so nothing is lost.
+package notify
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/healmydocker/healmydocker/internal/events"
+)
+
+// Level is how much a target hears, as Repairman defines it.
+type Level int
+
+// Levels, most talkative first.
+const (
+	Debug Level = iota
+	Info
+	Warning
+)
+
+// ParseLevel reads DEBUG, INFO or WARNING; anything else is an error, not
+// "send everything".
+func ParseLevel(s string) (Level, error) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "DEBUG":
+		return Debug, nil
+	case "INFO":
+		return Info, nil
+	case "WARNING", "WARN":
+		return Warning, nil
+	}
+	return 0, fmt.Errorf("notify level %q: expected DEBUG, INFO or WARNING", s)
+}
+
+// Wants says whether a target at level l is told of e.
+func Wants(l Level, e events.Event) bool {
+	switch e.Kind() {
+	case events.GaveUp:
+		return true
+	case events.ConfigError:
+		return true
+	case events.RestartSkipped:
+		return e.Data.Reason == events.ReasonFrameLimit
+	case events.RestartFailed:
+		return l <= Info
+	case events.RestartSucceeded:
+		return l <= Debug
+	case events.DockerLost, events.DockerConnected:
+		return l <= Info
+	case events.CleanupRemoved, events.CleanupFailed, events.CleanupKept:
+		return l <= Info
+	}
+	return false
+}

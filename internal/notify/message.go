@@ -1,0 +1,66 @@
+package notify
+
+import (
+	"fmt"
+	"strings"
+	"text/template"
+
+	"github.com/healmydocker/healmydocker/internal/events"
+)
+
+// DefaultTemplate renders a group of events, one line each.
+const DefaultTemplate = `{{range .Events}}[{{.Data.Host}}] {{if .Subject}}{{.Subject}}: {{end}}{{what .}}{{if .Data.Reason}} ({{.Data.Reason}}){{end}}{{if .Data.FrameRestarts}}, restart {{.Data.FrameRestarts}} in this frame{{end}}{{if .Data.ExitCode}}, exit code {{deref .Data.ExitCode}}{{end}}{{if .Data.Error}}: {{.Data.Error}}{{end}}
+{{end}}`
+
+// Message is what a template gets.
+type Message struct {
+	Events []events.Event
+}
+
+// ParseTemplate parses a message template, with the helpers it may use.
+func ParseTemplate(text string) (*template.Template, error) {
+	t, err := template.New("message").Funcs(template.FuncMap{
+		"what":  what,
+		"deref": func(p *int) int { return *p },
+	}).Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("notify template: %w", err)
+	}
+	return t, nil
+}
+
+// Render renders the events with t.
+func Render(t *template.Template, evs []events.Event) (string, error) {
+	var b strings.Builder
+	if err := t.Execute(&b, Message{Events: evs}); err != nil {
+		return "", fmt.Errorf("render notification: %w", err)
+	}
+	return strings.TrimRight(b.String(), "\n"), nil
+}
+
+// what says in words what an event is.
+func what(e events.Event) string {
+	switch e.Kind() {
+	case events.RestartSucceeded:
+		return "restarted"
+	case events.RestartFailed:
+		return "restart failed"
+	case events.RestartSkipped:
+		return "not restarted"
+	case events.GaveUp:
+		return fmt.Sprintf("gave up after %d restarts", e.Data.Attempt)
+	case events.ConfigError:
+		return fmt.Sprintf("bad label %s=%q, expected %s", e.Data.Label, e.Data.Value, e.Data.Expected)
+	case events.DockerLost:
+		return "lost the Docker daemon"
+	case events.DockerConnected:
+		return "connected to the Docker daemon"
+	case events.CleanupRemoved:
+		return "removed duplicate of " + e.Data.Canonical
+	case events.CleanupFailed:
+		return "could not remove duplicate of " + e.Data.Canonical
+	case events.CleanupKept:
+		return "kept prefixed container"
+	}
+	return string(e.Kind())
+}
