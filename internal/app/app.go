@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -273,40 +272,10 @@ func (a *App) Run(ctx context.Context) error {
 
 // notifiers builds one runner per notify URL, keyed by its consumer name.
 func (a *App) notifiers() (map[string]*notify.Runner, error) {
-	urls := strings.FieldsFunc(a.cfg.NotifyURL.Reveal(), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' })
-	if len(urls) == 0 {
-		return nil, nil
-	}
-	level, err := notify.ParseLevel(a.cfg.NotifyLevel)
-	if err != nil {
-		return nil, err
-	}
-	text := notify.DefaultTemplate
-	if f := a.cfg.NotifyTemplateFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("notify template: %w", err)
-		}
-		text = string(b)
-	}
-	tmpl, err := notify.ParseTemplate(text)
-	if err != nil {
-		return nil, err
-	}
-	runners := map[string]*notify.Runner{}
-	for _, u := range urls {
-		target, err := notify.NewWebhook(u, a.cfg.NotifyUsername, "")
-		if err != nil {
-			return nil, err
-		}
-		runners[notify.ConsumerName(u)] = &notify.Runner{
-			JS: a.bus.JetStream(), Stream: bus.EventsStream, Target: target, Level: level, Template: tmpl,
-			GroupWait: a.cfg.NotifyGroupWait, MaxBackoff: 5 * time.Minute, Host: a.host, Publisher: a.pub,
-			Log: a.log.With("component", "notifier"),
-		}
-		a.log.Info("notifying", "target", target.Name(), "level", a.cfg.NotifyLevel)
-	}
-	return runners, nil
+	return notify.Runners(notify.Settings{
+		URLs: a.cfg.NotifyURL.Reveal(), Level: a.cfg.NotifyLevel, GroupWait: a.cfg.NotifyGroupWait,
+		Username: a.cfg.NotifyUsername, TemplateFile: a.cfg.NotifyTemplateFile,
+	}, a.bus.JetStream(), bus.EventsStream, a.host, a.pub, a.log.With("component", "notifier"))
 }
 
 func netJoin(host string, port int) string {

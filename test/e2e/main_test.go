@@ -15,7 +15,7 @@ import (
 var (
 	env *dockertest.Env
 	// healerBin and cleanerBin are built for subprocess tests.
-	healerBin, cleanerBin string
+	healerBin, cleanerBin, notifierBin string
 )
 
 func TestMain(m *testing.M) {
@@ -36,8 +36,8 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	healerBin, cleanerBin = filepath.Join(dir, "healer"), filepath.Join(dir, "cleaner")
-	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/healer", "../../cmd/cleaner")
+	healerBin, cleanerBin, notifierBin = filepath.Join(dir, "healer"), filepath.Join(dir, "cleaner"), filepath.Join(dir, "notifier")
+	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/healer", "../../cmd/cleaner", "../../cmd/notifier")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: build healer and cleaner: %v: %s\n", err, out)

@@ -2,12 +2,17 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
@@ -37,5 +42,76 @@ func TestHealIsNotified(t *testing.T) {
 	}
 	if !strings.Contains(text, "health_status: unhealthy") || !strings.Contains(text, "restart 1 in this frame") {
 		t.Errorf("notification lacks why or the frame count: %q", text)
+	}
+}
+
+// A split notifier on the healer's NATS listener and the healer's own
+// notifier share the target's durable consumer: every restart is told once.
+func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
+	label := "hmd-notify2-" + env.RunID
+	texts := waitlog.New[string]()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var body struct {
+			Text string `json:"text"`
+		}
+		_ = json.Unmarshal(b, &body)
+		texts.Add(body.Text)
+	}))
+	defer srv.Close()
+	hook := srv.URL + "/hooks/shared"
+	natsPort := freePort(t)
+	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", hook, "--notify-level", "debug", "--notify-group-wait", "200ms",
+		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "--nats-token", "t0ken")
+
+	split := exec.Command(notifierBin)
+	split.Env = append(os.Environ(), fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_TOKEN=t0ken",
+		"HMD_NOTIFY_URL="+hook, "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=200ms")
+	stderr := &syncBuffer{}
+	split.Stderr = stderr
+	split.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := split.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = split.Process.Signal(os.Interrupt)
+		_ = split.Wait()
+		if t.Failed() {
+			t.Logf("notifier stderr:\n%s", stderr.String())
+		}
+	}()
+
+	var names []string
+	for i := range 5 {
+		name := fmt.Sprintf("hmd-notify2-%d-%s", i, env.RunID)
+		names = append(names, name)
+		sick := map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "300ms"}
+		if i == 4 {
+			sick = map[string]string{"FIXTURE_SICK_RUNS": "1"}
+		}
+		env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true"}, Env: sick})
+	}
+	for _, name := range names[:4] {
+		h.got.wait(t, wait, name+" restarted", kindOf(events.RestartSucceeded, name))
+		if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, name+": restarted") }); !ok {
+			t.Fatalf("%s's restart was not notified", name)
+		}
+	}
+	// The fifth heals later: once it is told, a second delivery of the
+	// first four, which the stream holds before it, would have come too.
+	if _, err := dockertest.Docker("exec", names[4], "/fixture", "ctl", "sick"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, names[4]+": restarted") }); !ok {
+		t.Fatalf("%s's restart was not notified", names[4])
+	}
+	if log := stderr.String(); !strings.Contains(log, "notifier started") || strings.Contains(log, "level=ERROR") {
+		t.Errorf("the split notifier did not run cleanly:\n%s", log)
+	}
+	all := strings.Join(texts.All(func(string) bool { return true }), "\n")
+	for _, name := range names {
+		if n := strings.Count(all, name+": restarted"); n != 1 {
+			t.Errorf("%s's restart was told %d times, want once", name, n)
+		}
 	}
 }
