@@ -502,13 +502,11 @@ func validate(c Config) error {
 		return &Error{Key: "http_prefix", Value: c.HTTPPrefix, Expected: "a path starting with /"}
 	}
 	for _, u := range strings.FieldsFunc(c.NotifyURL.Reveal(), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
+		// Services are checked when the notifier builds its targets; here
+		// only that it is a URL at all.
 		p, err := url.Parse(u)
-		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			shown := "[redacted]"
-			if err == nil && p.Scheme != "" {
-				shown = p.Scheme + "://" + p.Host + "/[redacted]"
-			}
-			return &Error{Key: "notify_url", Value: shown, Expected: "http(s) incoming-webhook URLs (Slack, Mattermost); other services are not supported yet"}
+		if err != nil || p.Scheme == "" {
+			return &Error{Key: "notify_url", Value: "[redacted]", Expected: "URLs: an http(s) incoming webhook (Slack, Mattermost) or a Shoutrrr service URL"}
 		}
 	}
 	if c.NATSListen != "" && c.NATSToken == "" && (c.NATSUser == "" || c.NATSPassword == "") {

@@ -74,7 +74,7 @@ func TestBadValues(t *testing.T) {
 		{"prefix without slash", []string{"--http-prefix", "healer"}, nil, "http_prefix", "healer", ""},
 		{"empty label", nil, []string{"HMD_CONTAINER_LABEL="}, "container_label", "", ""},
 		{"notify level", nil, []string{"DEFAULT_NOTIFY_LEVEL=LOUD"}, "notify_level", "LOUD", "DEFAULT_NOTIFY_LEVEL"},
-		{"notify url", nil, []string{"HMD_NOTIFY_URL=ftp://hooks.example/T0/SECRET"}, "notify_url", "ftp://hooks.example/[redacted]", ""},
+		{"notify url", nil, []string{"HMD_NOTIFY_URL=hooks.example/T0/SECRET"}, "notify_url", "[redacted]", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -150,3 +150,31 @@ func TestWebhookErrorsRedactTheURL(t *testing.T) {
 		t.Error("bad URL accepted")
 	}
 }
+
+// A Shoutrrr generic webhook reaches a real receiver with its JSON payload.
+func TestShoutrrrGenericWebhook(t *testing.T) {
+	got := waitlog.New[map[string]string]()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]string
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &body); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("generic webhook: %s %s", r.Header.Get("Content-Type"), b)
+		}
+		got.Add(body)
+	}))
+	defer srv.Close()
+	target, err := NewTarget("generic+"+srv.URL+"/hook?template=json", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if retry, err := target.Notify(context.Background(), "web-1: restarted"); err != nil {
+		t.Fatalf("send: retry %v, %v", retry, err)
+	}
+	body, ok := got.WaitNth(5*time.Second, 1, func(map[string]string) bool { return true })
+	if !ok || body["message"] != "web-1: restarted" {
+		t.Errorf("payload %v, want message %q", body, "web-1: restarted")
+	}
+	if _, err := NewTarget("nosuchservice://x", ""); err == nil {
+		t.Error("unknown service accepted")
+	}
+}

@@ -50,7 +50,7 @@ func Runners(s Settings, js jetstream.JetStream, stream, host string, pub Publis
 	}
 	runners := map[string]*Runner{}
 	for _, u := range urls {
-		target, err := NewWebhook(u, s.Username, "")
+		target, err := NewTarget(u, s.Username)
 		if err != nil {
 			return nil, err
 		}
