@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +74,7 @@ type Config struct {
 	Retention          time.Duration
 
 	NotifyURL          Secret
+	NotifyURLFile      string
 	NotifyLevel        string
 	NotifyGroupWait    time.Duration
 	NotifyUsername     string
@@ -249,6 +251,7 @@ func settings() []setting {
 		duration("docker_ping_interval", "5s", 100*time.Millisecond, time.Hour, "how often the daemon is pinged to notice that it is gone", func(c *Config) *time.Duration { return &c.DockerPingInterval }),
 		duration("retention", "720h", 0, 100*365*24*time.Hour, "how long events are kept (0: for ever)", func(c *Config) *time.Duration { return &c.Retention }),
 		secret("notify_url", "incoming-webhook URLs (Slack, Mattermost) to notify, separated by commas or spaces", func(c *Config) *Secret { return &c.NotifyURL }).env("DEFAULT_NOTIFY_URL"),
+		str("notify_url_file", "", "file holding notify URLs (a Docker secret), added to notify_url", func(c *Config) *string { return &c.NotifyURLFile }),
 		enum("notify_level", "info", []string{"debug", "info", "warning"}, "what is notified: debug, info or warning", func(c *Config) *string { return &c.NotifyLevel }).env("DEFAULT_NOTIFY_LEVEL"),
 		duration("notify_group_wait", "5s", 0, time.Hour, "events for one target within this time go out as one message", func(c *Config) *time.Duration { return &c.NotifyGroupWait }),
 		str("notify_username", "HealMyDocker", "username of Mattermost messages", func(c *Config) *string { return &c.NotifyUsername }),
@@ -485,13 +488,15 @@ func LoadProgram(program string, args []string, environ []string, out io.Writer,
 	if c.Debug {
 		c.LogLevel = "debug"
 	}
-	if err := validate(c); err != nil {
+	if err := validate(&c); err != nil {
 		return Config{}, err
 	}
 	return c, nil
 }
 
-func validate(c Config) error {
+// validate checks what single values cannot, and reads the files that
+// settings name.
+func validate(c *Config) error {
 	if c.DataDir == "" {
 		return &Error{Key: "data_dir", Value: "", Expected: "a directory"}
 	}
@@ -500,6 +505,13 @@ func validate(c Config) error {
 	}
 	if c.HTTPPrefix != "" && !strings.HasPrefix(c.HTTPPrefix, "/") {
 		return &Error{Key: "http_prefix", Value: c.HTTPPrefix, Expected: "a path starting with /"}
+	}
+	if c.NotifyURLFile != "" {
+		b, err := os.ReadFile(c.NotifyURLFile)
+		if err != nil {
+			return &Error{Key: "notify_url_file", Value: c.NotifyURLFile, Expected: "a readable file of URLs (" + err.Error() + ")"}
+		}
+		c.NotifyURL = Secret(strings.TrimSpace(c.NotifyURL.Reveal() + " " + string(b)))
 	}
 	for _, u := range strings.FieldsFunc(c.NotifyURL.Reveal(), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
 		// Services are checked when the notifier builds its targets; here

@@ -214,3 +214,22 @@ func policyDefaults(t *testing.T) Policy {
 	}
 	return c.Policy
 }
+
+func TestNotifyURLFile(t *testing.T) {
+	t.Parallel()
+	f := filepath.Join(t.TempDir(), "hooks")
+	if err := os.WriteFile(f, []byte("https://hooks.example/a\nhttps://hooks.example/b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := load(t, nil, []string{"HMD_NOTIFY_URL=https://hooks.example/c", "HMD_NOTIFY_URL_FILE=" + f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(c.NotifyURL.Reveal()); len(got) != 3 {
+		t.Errorf("urls %q, want the one from the environment and two from the file", got)
+	}
+	var ce *Error
+	if _, err := load(t, nil, []string{"HMD_NOTIFY_URL_FILE=/nonexistent/hooks"}); !errors.As(err, &ce) || ce.Key != "notify_url_file" {
+		t.Errorf("missing file: %v", err)
+	}
+}

@@ -116,8 +116,14 @@ func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		return
 	}
+	// Confirmed acks: an ack still in flight when the notifier stops would
+	// have the next run send the same events again.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	for _, m := range msgs {
-		_ = m.Ack()
+		if err := m.DoubleAck(actx); err != nil {
+			r.Log.Warn("notifier: ack not confirmed; the event may be sent again", "target", r.Target.Name(), "err", err)
+		}
 	}
 }
 
@@ -131,7 +137,10 @@ func (r *Runner) send(ctx context.Context, evs []events.Event, msgs []jetstream.
 	}
 	backoff, lastErr := time.Second, ""
 	for attempt := 1; ; attempt++ {
-		retry, err := r.Target.Notify(ctx, text)
+		// A send under way finishes even when the notifier stops: cut off,
+		// the target may have taken the message without our knowing, and
+		// the next run would send it again.
+		retry, err := r.Target.Notify(context.WithoutCancel(ctx), text)
 		if err == nil {
 			if lastErr != "" {
 				r.Log.Info("notifier: delivered after retries", "target", r.Target.Name(), "attempts", attempt)

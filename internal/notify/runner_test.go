@@ -178,3 +178,82 @@ func TestShoutrrrGenericWebhook(t *testing.T) {
 		t.Error("unknown service accepted")
 	}
 }
+
+// A notifier stopped in the middle and started again delivers every event
+// once: unsent ones are handed back (nak) and picked up by the next run.
+func TestRunnerStoppedAndStartedAgainLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rec := &receiver{t: t, texts: waitlog.New[string]()}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	target, _ := NewWebhook(srv.URL+"/hook", "", "")
+	tmpl, _ := ParseTemplate(DefaultTemplate)
+	pub := bus.NewPublisher(b.JetStream(), 0, 0, slog.New(slog.DiscardHandler))
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	go func() { _ = pub.Run(pctx, time.Second) }()
+	name := ConsumerName(srv.URL)
+	start := func() (context.CancelFunc, chan error) {
+		rctx, cancel := context.WithCancel(ctx)
+		r := &Runner{JS: b.JetStream(), Stream: bus.EventsStream, Target: target, Level: Debug, Template: tmpl,
+			GroupWait: 300 * time.Millisecond, MaxBackoff: time.Second, Host: "h", Publisher: pub, Log: slog.New(slog.DiscardHandler)}
+		done := make(chan error, 1)
+		go func() { done <- r.Run(rctx, name) }()
+		return cancel, done
+	}
+	stop, done := start()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := b.JetStream().Consumer(ctx, bus.EventsStream, name); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("consumer not created")
+		}
+	}
+	restart := func(i int) {
+		n := fmt.Sprintf("c-%02d", i)
+		pub.Publish(events.New(events.RestartSucceeded, "ok-"+n, time.Now(), n, events.Data{Host: "h", Container: n}))
+	}
+	for i := range 10 {
+		restart(i)
+	}
+	if _, ok := rec.texts.WaitNth(10*time.Second, 1, func(string) bool { return true }); !ok {
+		t.Fatal("first run delivered nothing")
+	}
+	for i := 10; i < 20; i++ {
+		restart(i)
+	}
+	stop() // likely while it groups the second ten
+	<-done
+	if c, err := b.JetStream().Consumer(ctx, bus.EventsStream, name); err == nil {
+		if ci, err := c.Info(ctx); err == nil {
+			t.Logf("after the first run: ack floor %d, pending acks %d, redelivered %d, waiting %d", ci.AckFloor.Stream, ci.NumAckPending, ci.NumRedelivered, ci.NumPending)
+		}
+	}
+	for i := 20; i < 30; i++ {
+		restart(i) // while no notifier runs
+	}
+	stop, done = start()
+	defer func() { stop(); <-done }()
+	all := func() string { return strings.Join(rec.texts.All(func(string) bool { return true }), "\n") }
+	for deadline := time.Now().Add(15 * time.Second); strings.Count(all(), ": restarted") < 30; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart only %d of 30 delivered", strings.Count(all(), ": restarted"))
+		}
+	}
+	for i := range 30 {
+		if c := strings.Count(all(), fmt.Sprintf("c-%02d: restarted", i)); c != 1 {
+			t.Errorf("c-%02d told %d times, want once", i, c)
+		}
+	}
+	if t.Failed() {
+		for i, m := range rec.texts.All(func(string) bool { return true }) {
+			t.Logf("message %d: %q", i, m)
+		}
+	}
+}
