@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -63,6 +64,15 @@ func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 	natsPort := freePort(t)
 	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", hook, "--notify-level", "debug", "--notify-group-wait", "200ms",
 		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "--nats-token", "t0ken")
+
+	// Wrong credentials: a clear error and exit 1, the token not shown.
+	bad := exec.Command(notifierBin)
+	bad.Env = append(os.Environ(), fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_TOKEN=wrong-t0ken", "HMD_NOTIFY_URL="+hook)
+	out, err := bad.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(strings.ToLower(string(out)), "authorization violation") || strings.Contains(string(out), "wrong-t0ken") {
+		t.Errorf("notifier with a wrong token: %v\n%s", err, out)
+	}
 
 	split := exec.Command(notifierBin)
 	split.Env = append(os.Environ(), fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_TOKEN=t0ken",
