@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/healmydocker/healmydocker/internal/events"
@@ -74,22 +73,8 @@ func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 		t.Errorf("notifier with a wrong token: %v\n%s", err, out)
 	}
 
-	split := exec.Command(notifierBin)
-	split.Env = append(os.Environ(), fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_TOKEN=t0ken",
-		"HMD_NOTIFY_URL="+hook, "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=200ms")
-	stderr := &syncBuffer{}
-	split.Stderr = stderr
-	split.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := split.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = split.Process.Signal(os.Interrupt)
-		_ = split.Wait()
-		if t.Failed() {
-			t.Logf("notifier stderr:\n%s", stderr.String())
-		}
-	}()
+	stderr := startProcess(t, notifierBin, append(os.Environ(), fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_TOKEN=t0ken",
+		"HMD_NOTIFY_URL="+hook, "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=200ms"))
 
 	var names []string
 	for i := range 5 {

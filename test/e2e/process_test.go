@@ -209,3 +209,25 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Errorf("healthcheck with nothing listening: exit %d: %s", code, out)
 	}
 }
+
+// startProcess runs bin with environ until the test ends, logging its
+// stderr if the test failed. It dies with the test binary.
+func startProcess(t *testing.T, bin string, environ []string) *syncBuffer {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = environ
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", bin, stderr.String())
+		}
+	})
+	return stderr
+}

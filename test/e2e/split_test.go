@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/healmydocker/healmydocker/internal/events"
@@ -58,21 +57,7 @@ func TestSplitCleanerThroughSocketProxy(t *testing.T) {
 	dockerEvents := env.WatchEvents(t)
 	env.Run(t, composeSpec(canonical, project, label))
 	dockerEvents.Wait(t, wait, canonical+" healthy", dockertest.Is(canonical, "health_status: healthy"))
-	cl := exec.Command(cleanerBin)
-	cl.Env = cleanerEnv("s3cret")
-	stderr := &syncBuffer{}
-	cl.Stderr = stderr
-	cl.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cl.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cl.Process.Signal(os.Interrupt)
-		_ = cl.Wait()
-		if t.Failed() {
-			t.Logf("cleaner stderr:\n%s", stderr.String())
-		}
-	}()
+	startProcess(t, cleanerBin, cleanerEnv("s3cret"))
 	// Created after the cleaner started: its create event, carried by the
 	// healer's bus, triggers the sweep.
 	env.Run(t, composeSpec(dup, project, label))
