@@ -17,10 +17,10 @@ import (
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
-// A heal on the real engine reaches a Slack-format receiver on loopback.
-func TestHealIsNotified(t *testing.T) {
-	label := "hmd-notify-" + env.RunID
-	name := "hmd-notify-" + env.RunID
+// slackReceiver is a real incoming-webhook receiver on loopback that checks
+// the Slack payload format and records each message's text.
+func slackReceiver(t *testing.T) (*httptest.Server, *waitlog.Log[string]) {
+	t.Helper()
 	texts := waitlog.New[string]()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -32,7 +32,15 @@ func TestHealIsNotified(t *testing.T) {
 		}
 		texts.Add(body.Text)
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv, texts
+}
+
+// A heal on the real engine reaches a Slack-format receiver on loopback.
+func TestHealIsNotified(t *testing.T) {
+	label := "hmd-notify-" + env.RunID
+	name := "hmd-notify-" + env.RunID
+	srv, texts := slackReceiver(t)
 	startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", srv.URL+"/hooks/x",
 		"--notify-level", "debug", "--notify-group-wait", "500ms")
 	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true"}, Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "500ms"}})
@@ -49,16 +57,7 @@ func TestHealIsNotified(t *testing.T) {
 // notifier share the target's durable consumer: every restart is told once.
 func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 	label := "hmd-notify2-" + env.RunID
-	texts := waitlog.New[string]()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		var body struct {
-			Text string `json:"text"`
-		}
-		_ = json.Unmarshal(b, &body)
-		texts.Add(body.Text)
-	}))
-	defer srv.Close()
+	srv, texts := slackReceiver(t)
 	hook := srv.URL + "/hooks/shared"
 	natsPort := freePort(t)
 	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", hook, "--notify-level", "debug", "--notify-group-wait", "200ms",
@@ -73,7 +72,7 @@ func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 		t.Errorf("notifier with a wrong token: %v\n%s", err, out)
 	}
 
-	stderr := startProcess(t, notifierBin, append(os.Environ(), fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_TOKEN=t0ken",
+	stderr := startProcess(t, notifierBin, nil, append(os.Environ(), fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_TOKEN=t0ken",
 		"HMD_NOTIFY_URL="+hook, "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=200ms"))
 
 	var names []string

@@ -36,26 +36,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// runHealer starts the healer binary and returns it once <prefix>/readyz
+// runHealer starts the healer binary and returns once <prefix>/readyz
 // says 200.
-func runHealer(t *testing.T, dataDir string, port int, prefix string, extra ...string) *exec.Cmd {
+func runHealer(t *testing.T, dataDir string, port int, prefix string, extra ...string) {
 	t.Helper()
 	args := append([]string{"--data-dir", dataDir, "--http-port", fmt.Sprint(port), "--http-prefix", prefix, "--container-label", "hmd-none-" + env.RunID}, extra...)
-	cmd := exec.Command(healerBin, args...)
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	// A healer outliving a crashed test would heal the next test's containers.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("healer stderr:\n%s", stderr.String())
-		}
-	})
+	stderr := startProcess(t, healerBin, args, os.Environ())
 	url := fmt.Sprintf("http://127.0.0.1:%d%s/readyz", port, prefix)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -63,7 +49,7 @@ func runHealer(t *testing.T, dataDir string, port int, prefix string, extra ...s
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return cmd
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -210,11 +196,12 @@ func TestHealthcheckCommand(t *testing.T) {
 	}
 }
 
-// startProcess runs bin with environ until the test ends, logging its
-// stderr if the test failed. It dies with the test binary.
-func startProcess(t *testing.T, bin string, environ []string) *syncBuffer {
+// startProcess runs bin with args and environ until the test ends, logging
+// its stderr if the test failed. It dies with the test binary: one that
+// outlived a crashed test would act on the next test's containers.
+func startProcess(t *testing.T, bin string, args, environ []string) *syncBuffer {
 	t.Helper()
-	cmd := exec.Command(bin)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = environ
 	stderr := &syncBuffer{}
 	cmd.Stderr = stderr

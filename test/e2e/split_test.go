@@ -57,7 +57,7 @@ func TestSplitCleanerThroughSocketProxy(t *testing.T) {
 	dockerEvents := env.WatchEvents(t)
 	env.Run(t, composeSpec(canonical, project, label))
 	dockerEvents.Wait(t, wait, canonical+" healthy", dockertest.Is(canonical, "health_status: healthy"))
-	startProcess(t, cleanerBin, cleanerEnv("s3cret"))
+	startProcess(t, cleanerBin, nil, cleanerEnv("s3cret"))
 	// Created after the cleaner started: its create event, carried by the
 	// healer's bus, triggers the sweep.
 	env.Run(t, composeSpec(dup, project, label))
