@@ -8,7 +8,9 @@ LABEL org.opencontainers.image.title="HealMyDocker" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="https://github.com/healmydocker/healmydocker"
-COPY bin/healer bin/cleaner /
+# /notifier and /cleaner are links to /healer, which runs as the command
+# it is called by: three commands, one binary.
+COPY bin/image/ /
 ENV HMD_DATA_DIR=/data \
     HMD_HTTP_ADDRESS=127.0.0.1
 VOLUME /data

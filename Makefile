@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 DATA_DIR ?= .data
 
-.PHONY: all build run test lint bench image docker-check clean
+.PHONY: all build run test faults lint bench image docker-check clean
 
 all: lint test
 
@@ -25,17 +25,42 @@ docker-check:
 test: docker-check
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# The fault suite: real processes on the real engine (-tags faults), and
+# the fuzzers for a short fixed time each (FUZZTIME=10m for a long run).
+FUZZTIME ?= 10s
+FUZZ := internal/cleaner:FuzzStrip internal/config:FuzzPolicyFor internal/config:FuzzLoadEnv \
+	internal/events:FuzzUnmarshal internal/events:FuzzSanitizeToken internal/docker:FuzzConvert
+faults: docker-check
+	$(GO) test -race -count=1 -tags faults -run 'TestFault' -timeout 10m ./test/e2e
+	@set -e; for f in $(FUZZ); do \
+		pkg=$${f%%:*}; fn=$${f##*:}; \
+		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-bench: docker-check build
+bench: docker-check build image
 	$(BUILD) -o bin/floor ./bench/floor
 	$(BUILD) -o bin/hmdbench ./bench/cmd/hmdbench
-	./bin/hmdbench -healer bin/healer -floor bin/floor -out BENCHMARKS.md
+	./bin/hmdbench -healer bin/healer -floor bin/floor -sizes 1,10,40 -out BENCHMARKS.md
+	@{ echo; echo "## Bus and notifier throughput (in-process, file store)"; echo; \
+	   echo 'Produced by `go test -run ^$$ -bench . -benchtime 20000x ./internal/bus` and `-benchtime 5000x ./internal/notify`:'; \
+	   echo; echo '```'; \
+	   $(GO) test -run '^$$' -bench . -benchtime 20000x ./internal/bus | grep -E '^Benchmark'; \
+	   $(GO) test -run '^$$' -bench . -benchtime 5000x ./internal/notify | grep -E '^Benchmark'; \
+	   echo '```'; } >> BENCHMARKS.md
 
+# The image holds one binary: notifier and cleaner are links to it, and it
+# picks the command by the name it is run as.
 image: build
+	rm -rf bin/image && mkdir -p bin/image
+	cp bin/healer bin/image/healer
+	ln -s healer bin/image/notifier
+	ln -s healer bin/image/cleaner
 	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t healmydocker:local .
 
 clean:

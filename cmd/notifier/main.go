@@ -1,18 +1,16 @@
-// Command notifier sends HealMyDocker's events to Slack, Mattermost and the
-// Shoutrrr services as its own process, from the healer's NATS listener. It
-// shares each target's durable consumer with any other notifier, so no
-// event goes out twice.
+// Command notifier delivers HealMyDocker's events to Slack, Mattermost and
+// the services Shoutrrr knows, as its own process on the healer's NATS
+// listener. It is also `healer notifier`.
 package main
 
 import (
-	"context"
-	"log/slog"
 	"os"
+	// Time zones for TZ, and CA roots for HTTPS, in a FROM scratch image.
+	_ "time/tzdata"
 
-	"github.com/healmydocker/healmydocker/internal/bus"
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/healmydocker/healmydocker/internal/cli"
-	"github.com/healmydocker/healmydocker/internal/config"
-	"github.com/healmydocker/healmydocker/internal/notify"
 )
 
 // Set by the linker.
@@ -22,37 +20,5 @@ var (
 )
 
 func main() {
-	os.Exit(cli.Main(cli.Program{
-		Name: "notifier", Version: version, Commit: commit,
-		Required: func(c config.Config) [][3]string {
-			return [][3]string{{"notify_url", c.NotifyURL.Reveal(), "one or more notification URLs"}}
-		},
-		Run: start,
-	}, os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
-}
-
-func start(_ context.Context, cfg config.Config, b cli.Bus, log *slog.Logger) ([]func(context.Context) error, error) {
-	runners, err := notify.Runners(notify.Settings{
-		URLs: cfg.NotifyURL.Reveal(), Level: cfg.NotifyLevel, GroupWait: cfg.NotifyGroupWait,
-		Username: cfg.NotifyUsername, TemplateFile: cfg.NotifyTemplateFile,
-	}, b.JetStream, bus.EventsStream, host(cfg.HostName), b.Publisher, log)
-	if err != nil {
-		return nil, err
-	}
-	var actors []func(context.Context) error
-	for name, r := range runners {
-		actors = append(actors, func(ctx context.Context) error { return r.Run(ctx, name) })
-	}
-	return actors, nil
-}
-
-// host names the notifier in the events it publishes itself.
-func host(configured string) string {
-	if configured != "" {
-		return configured
-	}
-	if h, err := os.Hostname(); err == nil {
-		return h
-	}
-	return "notifier"
+	os.Exit(cli.Main(cli.Notifier(version, commit), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
 }

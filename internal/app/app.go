@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,6 +29,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/heal"
 	"github.com/healmydocker/healmydocker/internal/httpapi"
 	"github.com/healmydocker/healmydocker/internal/notify"
+	"github.com/healmydocker/healmydocker/internal/status"
 )
 
 // App is one all-in-one healer.
@@ -42,6 +45,15 @@ type App struct {
 	healer *heal.Healer
 	host   string
 	reg    *prometheus.Registry
+	routes *bus.Routes
+	kv     jetstream.KeyValue
+	view   *status.View
+	// started bounds the events that count in metrics: older ones are
+	// replayed history.
+	started  time.Time
+	dupes    prometheus.Counter
+	sent     *prometheus.CounterVec
+	observed *prometheus.CounterVec
 
 	dockerUp  atomic.Bool
 	dockerErr atomic.Pointer[string]
@@ -54,21 +66,30 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	if err != nil {
 		return nil, err
 	}
-	b, err := bus.Open(ctx, bus.Options{
-		DataDir:   cfg.DataDir,
-		Listen:    cfg.NATSListen,
-		User:      cfg.NATSUser,
-		Password:  cfg.NATSPassword.Reveal(),
-		Token:     cfg.NATSToken.Reveal(),
-		Retention: cfg.Retention,
-		Logger:    log,
-	})
+	a := &App{cfg: cfg, log: log, version: version, docker: dc, reg: prometheus.NewRegistry(), view: status.NewView(), started: time.Now()}
+	// The host names the JetStream domain, so it is known before the bus.
+	a.host = a.resolveHost(ctx)
+	bo := bus.Options{
+		DataDir:        cfg.DataDir,
+		Listen:         cfg.NATSListen,
+		User:           cfg.NATSUser,
+		Password:       cfg.NATSPassword.Reveal(),
+		Token:          cfg.NATSToken.Reveal(),
+		ReaderUser:     cfg.NATSReaderUser,
+		ReaderPassword: cfg.NATSReaderPassword.Reveal(),
+		Retention:      cfg.Retention,
+		Logger:         log,
+	}
+	if cfg.HubURL != "" {
+		bo.Domain = events.SanitizeToken(a.host)
+		bo.HubURL, bo.HubUser, bo.HubPassword = cfg.HubURL.Reveal(), cfg.HubUser, cfg.HubPassword.Reveal()
+	}
+	b, err := bus.Open(ctx, bo)
 	if err != nil {
 		_ = dc.Close()
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, version: version, bus: b, docker: dc, reg: prometheus.NewRegistry()}
-	a.host = a.resolveHost(ctx)
+	a.bus = b
 	a.pub = bus.NewPublisher(b.JetStream(), 0, bus.DefaultLinger, log.With("component", "publisher"))
 	started := time.Now()
 	hist, initial, err := b.OpenHistory(ctx, a.host, bus.HistoryOptions{PerContainer: cfg.Policy.MaxHistoricEntries, MaxAge: cfg.Retention}, log.With("component", "history"))
@@ -78,6 +99,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		return nil, fmt.Errorf("rebuild state: %w", err)
 	}
 	a.hist = hist
+	a.kv, err = bus.OpenRoutesBucket(ctx, b.JetStream())
+	if err != nil {
+		_ = b.Close()
+		_ = dc.Close()
+		return nil, err
+	}
+	a.routes = bus.NewRoutes(a.kv, log.With("component", "routes"))
 	log.Info("state rebuilt from history", "containers", len(initial), "took", time.Since(started))
 
 	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -89,6 +117,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		Name: "hmd_restarts_total",
 		Help: "Restarts by container and result.",
 	}, []string{"container", "result"})
+	healed := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "hmd_heal_seconds",
+		Help:    "Time from the daemon's event to the end of a successful restart.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	})
+	a.observed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmd_docker_events_total", Help: "Docker events observed, by kind, of selected containers and not."}, []string{"kind"})
+	a.sent = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmd_notifications_total", Help: "Notification attempts by target and result (ok, error, refused)."}, []string{"target", "result"})
+	a.dupes = prometheus.NewCounter(prometheus.CounterOpts{Name: "hmd_duplicates_removed_total", Help: "Duplicate containers removed by the cleaner."})
+	a.reg.MustRegister(healed, a.observed, a.sent, a.dupes,
+		newStreamCollector(a.streamState),
+	)
 	a.reg.MustRegister(latency, restarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hmd_docker_connected", Help: "1 while the Docker daemon is reachable."}, func() float64 {
@@ -111,8 +150,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		MaxConcurrent:   cfg.MaxConcurrentRestarts,
 		Docker:          dc,
 		Publisher:       a.pub,
+		Routes:          a.routes,
 		Log:             log.With("component", "healer"),
 		DecisionLatency: func(d time.Duration) { latency.Observe(d.Seconds()) },
+		Healed:          func(d time.Duration) { healed.Observe(d.Seconds()) },
 		Restarted: func(name string, err error) {
 			result := "ok"
 			if err != nil {
@@ -227,9 +268,12 @@ func (a *App) Run(ctx context.Context) error {
 			Docker: a.docker, Publisher: a.pub, Triggers: triggers, Log: a.log.With("component", "cleaner"),
 		})
 	}
-	runners, err := a.notifiers()
-	if err != nil {
-		return err
+	var svc *notify.Service
+	if a.cfg.RunNotifier {
+		var err error
+		if svc, err = a.notifier(); err != nil {
+			return err
+		}
 	}
 	// The publisher outlives the group so that what the group's last
 	// moments publish is stored too.
@@ -243,22 +287,38 @@ func (a *App) Run(ctx context.Context) error {
 	var g run.Group
 	gctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
-	watcher := docker.NewWatcher(a.docker, a.healer.Handle, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
+	watcher := docker.NewWatcher(a.docker, func(o events.Observed) {
+		a.observed.WithLabelValues(string(o.Kind)).Inc()
+		a.healer.Handle(o)
+	}, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
+	watcher.ReconcileEvery(a.cfg.DockerReconcileInterval)
+	g.Add(func() error {
+		return bus.Follow(gctx, a.bus.JetStream(), bus.EventsStream, events.SubjectRoot+".>", time.Now().Add(-status.Window), a.project)
+	}, func(error) { cancel() })
 	g.Add(func() error { return watcher.Run(gctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.healer.Run(gctx) }, func(error) { cancel() })
 	if cl != nil {
 		g.Add(func() error { return cl.Run(gctx) }, func(error) { cancel() })
 	}
-	for name, r := range runners {
-		g.Add(func() error { return r.Run(gctx, name) }, func(error) { cancel() })
+	g.Add(func() error { return a.routes.Run(gctx) }, func(error) { cancel() })
+	if a.cfg.HubURL != "" {
+		g.Add(func() error {
+			return a.bus.JoinFleet(gctx, a.cfg.HubDomain, a.cfg.HubStream, events.SanitizeToken(a.host), a.log.With("component", "fleet"))
+		}, func(error) { cancel() })
+	}
+	if svc != nil {
+		g.Add(func() error { return svc.RunWatching(gctx, a.kv) }, func(error) { cancel() })
 	}
 	if a.cfg.HTTPPort != 0 {
-		srv := httpapi.New(netJoin(a.cfg.HTTPAddress, a.cfg.HTTPPort), a.cfg.HTTPPrefix, a.Ready,
-			promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}), a.log.With("component", "http"))
+		srv := httpapi.New(httpapi.Options{
+			Addr: netJoin(a.cfg.HTTPAddress, a.cfg.HTTPPort), Prefix: a.cfg.HTTPPrefix, Token: a.cfg.HTTPToken.Reveal(),
+			Ready: a.Ready, Metrics: promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
+			Status: a.Status, Subscribe: func(f func([]byte)) (func(), error) { return bus.Live(a.bus.Conn(), f) }, Log: a.log.With("component", "http"),
+		})
 		srv.OnBound(func(addr net.Addr) { a.httpAddr.Store(&addr) })
 		g.Add(func() error { return srv.Run(gctx) }, func(error) { cancel() })
 	}
-	err = g.Run()
+	err := g.Run()
 
 	a.lifecycle(events.HealerStopped, events.Data{Version: a.version})
 	stopPub()
@@ -270,14 +330,123 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
-// notifiers builds one runner per notify URL, keyed by its consumer name.
-func (a *App) notifiers() (map[string]*notify.Runner, error) {
-	return notify.Runners(notify.Settings{
+// notifier builds the in-process notifier: the configured targets and
+// those in containers' labels.
+func (a *App) notifier() (*notify.Service, error) {
+	return notify.NewService(notify.Settings{
 		URLs: a.cfg.NotifyURL.Reveal(), Level: a.cfg.NotifyLevel, GroupWait: a.cfg.NotifyGroupWait,
 		Username: a.cfg.NotifyUsername, TemplateFile: a.cfg.NotifyTemplateFile,
+		Sent: func(target, result string) { a.sent.WithLabelValues(target, result).Inc() },
 	}, a.bus.JetStream(), bus.EventsStream, a.host, a.pub, a.log.With("component", "notifier"))
 }
 
 func netJoin(host string, port int) string {
 	return net.JoinHostPort(host, fmt.Sprint(port))
+}
+
+// project folds a stored event into the status view, and counts what
+// metrics count from the stream.
+func (a *App) project(m jetstream.Msg) {
+	e, err := events.Unmarshal(m.Data())
+	if err != nil {
+		a.log.Debug("status: skipping undecodable event", "subject", m.Subject(), "err", err)
+		return
+	}
+	a.view.Apply(e)
+	if e.Kind() == events.CleanupRemoved && !e.Data.DryRun && e.Time.After(a.started) {
+		a.dupes.Inc()
+	}
+}
+
+// streamCollector reports the events stream's size from one stream-info
+// request per scrape.
+type streamCollector struct {
+	state       func() jetstream.StreamState
+	msgs, bytes *prometheus.Desc
+}
+
+func newStreamCollector(state func() jetstream.StreamState) streamCollector {
+	return streamCollector{state: state,
+		msgs:  prometheus.NewDesc("hmd_bus_stream_messages", "Events held in the events stream.", nil, nil),
+		bytes: prometheus.NewDesc("hmd_bus_stream_bytes", "Bytes held in the events stream.", nil, nil),
+	}
+}
+
+func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.msgs
+	ch <- c.bytes
+}
+
+func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.state()
+	ch <- prometheus.MustNewConstMetric(c.msgs, prometheus.GaugeValue, float64(st.Msgs))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes))
+}
+
+func (a *App) streamState() jetstream.StreamState {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := a.bus.JetStream().Stream(ctx, bus.EventsStream)
+	if err != nil {
+		return jetstream.StreamState{}
+	}
+	return s.CachedInfo().State
+}
+
+// Status is the JSON of the status endpoint: the watched containers as
+// Docker lists them now, with what the event history says of each.
+type Status struct {
+	Host            string             `json:"host"`
+	Version         string             `json:"version"`
+	Ready           bool               `json:"ready"`
+	NotReady        string             `json:"not_ready,omitempty"`
+	DockerConnected bool               `json:"docker_connected"`
+	DockerError     string             `json:"docker_error,omitempty"`
+	Containers      []status.Container `json:"containers"`
+	Events          []events.Event     `json:"events"`
+}
+
+// Status builds the status with the last limit events.
+func (a *App) Status(ctx context.Context, limit int) (any, error) {
+	snap := a.view.Snapshot(time.Now(), limit)
+	st := Status{Host: a.host, Version: a.version, DockerConnected: a.dockerUp.Load(), Events: snap.Events, Containers: []status.Container{}}
+	if err := a.Ready(); err != nil {
+		st.NotReady = err.Error()
+	} else {
+		st.Ready = true
+	}
+	known := map[string]status.Container{}
+	for _, c := range snap.Containers {
+		if c.Host == a.host {
+			known[c.ID] = c
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	list, err := a.docker.List(ctx)
+	if err != nil {
+		// The history still tells most of it.
+		st.DockerError = err.Error()
+		st.Containers = snap.Containers
+		return st, nil
+	}
+	for _, c := range list {
+		if !config.Selected(c.Labels, a.cfg.ContainerLabel) || !config.InNamespace(c.Name, a.cfg.Namespace) {
+			continue
+		}
+		sc, ok := known[c.ID]
+		if !ok {
+			sc = status.Container{ID: c.ID, Host: a.host, Restarts: []status.Restart{}}
+		}
+		sc.Name, sc.Image, sc.Health = strings.TrimPrefix(c.Name, "/"), c.Image, c.Health
+		sc.State = "exited"
+		switch {
+		case c.Restarting:
+			sc.State = "restarting"
+		case c.Running:
+			sc.State = "running"
+		}
+		st.Containers = append(st.Containers, sc)
+	}
+	return st, nil
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -37,6 +39,15 @@ type Options struct {
 	User     string
 	Password string
 	Token    string
+	// ReaderUser may only read the events stream; it needs User.
+	ReaderUser     string
+	ReaderPassword string
+	// Domain is this server's JetStream domain; needed with a hub, so the
+	// hub's JetStream and this one stay apart.
+	Domain string
+	// HubURL makes the server a leaf node of the hub's leaf-node listener,
+	// with HubUser and HubPassword.
+	HubURL, HubUser, HubPassword string
 	// Retention bounds the history by age; 0 keeps it forever.
 	Retention time.Duration
 	Logger    *slog.Logger
@@ -117,7 +128,31 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 			return nil, fmt.Errorf("open bus: nats listener %s needs a user and password or a token", o.Listen)
 		}
 		sopts.Host, sopts.Port = host, p
-		sopts.Username, sopts.Password, sopts.Authorization = o.User, o.Password, o.Token
+		if o.ReaderUser != "" {
+			if o.User == "" || o.Token != "" {
+				return nil, errors.New("open bus: a reader user needs the listener to use a user and password, not a token")
+			}
+			sopts.Users = []*server.User{
+				{Username: o.User, Password: o.Password},
+				{Username: o.ReaderUser, Password: o.ReaderPassword, Permissions: ReaderPermissions()},
+			}
+		} else {
+			sopts.Username, sopts.Password, sopts.Authorization = o.User, o.Password, o.Token
+		}
+	}
+	if o.Domain != "" {
+		// Leaf nodes of one hub need names of their own; the name is
+		// still fixed for the host across restarts.
+		sopts.ServerName = ServerName + "-" + o.Domain
+		sopts.JetStreamDomain = o.Domain
+	}
+	if o.HubURL != "" {
+		remote, err := leafRemote(o.HubURL, o.HubUser, o.HubPassword)
+		if err != nil {
+			return nil, fmt.Errorf("open bus: %w", err)
+		}
+		sopts.LeafNode.Remotes = []*server.RemoteLeafOpts{remote}
+		sopts.LeafNode.ReconnectInterval = time.Second
 	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
@@ -159,6 +194,29 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// ReaderPermissions let a subscriber read live events and replay the
+// events stream with its own consumers, and nothing else: it cannot
+// publish into the stream, delete or purge it, touch other consumers'
+// acks, or read the notify routes, whose URLs may hold tokens.
+func ReaderPermissions() *server.Permissions {
+	s := EventsStream
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{Allow: []string{
+			"$JS.API.INFO",
+			"$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST",
+			"$JS.API.STREAM.INFO." + s,
+			"$JS.API.STREAM.MSG.GET." + s,
+			"$JS.API.DIRECT.GET." + s, "$JS.API.DIRECT.GET." + s + ".>",
+			"$JS.API.CONSUMER.CREATE." + s, "$JS.API.CONSUMER.CREATE." + s + ".>",
+			"$JS.API.CONSUMER.INFO." + s + ".*",
+			"$JS.API.CONSUMER.MSG.NEXT." + s + ".*",
+			"$JS.API.CONSUMER.NAMES." + s, "$JS.API.CONSUMER.LIST." + s,
+			"$JS.FC." + s + ".>",
+		}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"hmd.>", "_INBOX.>"}},
+	}
 }
 
 func (b *Bus) ensureStreams(ctx context.Context, o Options) error {
@@ -232,12 +290,49 @@ func (b *Bus) shutdown() {
 }
 
 // slogAdapter sends the server's logs through slog.
-type slogAdapter struct{ log *slog.Logger }
+type slogAdapter struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	lastLeaf string
+	lastAt   time.Time
+}
+
+// leafError says the server's leaf-node errors once a minute, not once a
+// reconnect, and says plainly what a refusal means.
+func (a *slogAdapter) leafError(msg string) bool {
+	if !strings.Contains(strings.ToLower(msg), "leafnode") {
+		return false
+	}
+	a.mu.Lock()
+	repeat := msg == a.lastLeaf && time.Since(a.lastAt) < time.Minute
+	if !repeat {
+		a.lastLeaf, a.lastAt = msg, time.Now()
+	}
+	a.mu.Unlock()
+	if repeat {
+		return true
+	}
+	if strings.Contains(msg, "Authorization Violation") {
+		a.log.Error("the hub refused this host's leaf-node credentials (hub_user, hub_password); healing goes on here and events wait in this host's stream", "server", msg)
+		return true
+	}
+	a.log.Warn("hub link: " + msg + "; healing goes on here and events wait in this host's stream")
+	return true
+}
 
 // Notices are the server's start-up banner and chatter: debug for us.
 func (a *slogAdapter) Noticef(f string, v ...any) { a.log.Debug(fmt.Sprintf(f, v...)) }
-func (a *slogAdapter) Warnf(f string, v ...any)   { a.log.Warn(fmt.Sprintf(f, v...)) }
-func (a *slogAdapter) Fatalf(f string, v ...any)  { a.log.Error(fmt.Sprintf(f, v...)) }
-func (a *slogAdapter) Errorf(f string, v ...any)  { a.log.Error(fmt.Sprintf(f, v...)) }
-func (a *slogAdapter) Debugf(f string, v ...any)  { a.log.Debug(fmt.Sprintf(f, v...)) }
-func (a *slogAdapter) Tracef(f string, v ...any)  { a.log.Debug(fmt.Sprintf(f, v...)) }
+func (a *slogAdapter) Warnf(f string, v ...any) {
+	if msg := fmt.Sprintf(f, v...); !a.leafError(msg) {
+		a.log.Warn(msg)
+	}
+}
+func (a *slogAdapter) Fatalf(f string, v ...any) { a.log.Error(fmt.Sprintf(f, v...)) }
+func (a *slogAdapter) Errorf(f string, v ...any) {
+	if msg := fmt.Sprintf(f, v...); !a.leafError(msg) {
+		a.log.Error(msg)
+	}
+}
+func (a *slogAdapter) Debugf(f string, v ...any) { a.log.Debug(fmt.Sprintf(f, v...)) }
+func (a *slogAdapter) Tracef(f string, v ...any) { a.log.Debug(fmt.Sprintf(f, v...)) }

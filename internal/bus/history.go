@@ -212,3 +212,6 @@ func (h *History) settle(ctx context.Context, batch []events.Event, futures []je
 	}
 	return len(futures), perr
 }
+
+// Pending is the number of events not yet stored.
+func (h *History) Pending() int { return h.q.Pending() }

@@ -23,9 +23,12 @@ type Publisher struct {
 	max    int
 	linger time.Duration
 
-	mu      sync.Mutex
-	queue   []events.Event
-	wake    chan struct{}
+	mu    sync.Mutex
+	queue []events.Event
+	wake  chan struct{}
+	// urgent cuts a linger short: decisions and outcomes are what a
+	// healer killed mid-burst must not lose.
+	urgent  chan struct{}
 	dropped int
 	// lastErr is the error of the latest failed store, "" once one succeeds.
 	lastErr string
@@ -37,7 +40,8 @@ type Publisher struct {
 // DefaultLinger is how long the event publisher waits after the first event
 // of a burst, so the burst goes out as one batch after the restart requests
 // that caused it: on a small host the daemon needs the CPU more than the
-// store does just then.
+// store does just then. A decision or an outcome ends the wait: a healer
+// killed within it would lose them from the stream.
 const DefaultLinger = 250 * time.Millisecond
 
 // NewPublisher returns a publisher holding at most max unstored events in
@@ -47,7 +51,7 @@ func NewPublisher(js jetstream.JetStream, max int, linger time.Duration, log *sl
 	if max <= 0 {
 		max = 100_000
 	}
-	p := &Publisher{js: js, log: log, max: max, linger: linger, wake: make(chan struct{}, 1)}
+	p := &Publisher{js: js, log: log, max: max, linger: linger, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
 	p.store = p.storeAsync
 	return p
 }
@@ -64,6 +68,12 @@ func (p *Publisher) Publish(e events.Event) {
 	select {
 	case p.wake <- struct{}{}:
 	default:
+	}
+	if c := e.Kind().Category(); c == "decision" || c == "outcome" {
+		select {
+		case p.urgent <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -103,8 +113,14 @@ func (p *Publisher) Run(ctx context.Context, flushTimeout time.Duration) error {
 			if p.linger > 0 {
 				select {
 				case <-ctx.Done():
+				case <-p.urgent:
 				case <-time.After(p.linger):
 				}
+			}
+			// Drain a signal this flush covers.
+			select {
+			case <-p.urgent:
+			default:
 			}
 			p.flush(ctx)
 		}

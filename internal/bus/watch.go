@@ -1,7 +1,12 @@
 package bus
 
 import (
+	"context"
+	"time"
+
+	"errors"
 	"fmt"
+	"github.com/nats-io/nats.go/jetstream"
 	"log/slog"
 	"strings"
 
@@ -49,6 +54,15 @@ func Connect(url, user, password, token, name string, log *slog.Logger) (*nats.C
 			log.Warn("nats connection lost; reconnecting", "url", redactURL(url), "err", err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats connection back", "url", redactURL(url)) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			// A reader may not delete consumers; the server drops the
+			// ephemeral ones it leaves behind by itself.
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), "CONSUMER.DELETE") {
+				log.Debug("nats: consumer left for the server to drop", "err", err)
+				return
+			}
+			log.Warn("nats error", "url", redactURL(url), "err", err)
+		}),
 	}
 	switch {
 	case token != "":
@@ -71,4 +85,32 @@ func redactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// Follow calls f with each event matching filter, from since on and then
+// live, in stream order, until ctx ends. It reads through an ordered
+// consumer, which the server recreates after any gap.
+func Follow(ctx context.Context, js jetstream.JetStream, stream, filter string, since time.Time, f func(jetstream.Msg)) error {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since}
+	c, err := js.OrderedConsumer(ctx, stream, cfg)
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", filter, err)
+	}
+	cc, err := c.Consume(f)
+	if err != nil {
+		return fmt.Errorf("follow %s: %w", filter, err)
+	}
+	<-ctx.Done()
+	cc.Stop()
+	return nil
+}
+
+// Live hands f the JSON of each event published from now on, until the
+// returned cancel; for the status page's stream.
+func Live(nc *nats.Conn, f func([]byte)) (func(), error) {
+	sub, err := nc.Subscribe(events.SubjectRoot+".>", func(m *nats.Msg) { f(m.Data) })
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to events: %w", err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
 }

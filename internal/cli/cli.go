@@ -83,15 +83,11 @@ func Main(p Program, args, environ []string, stdout, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, p Program, cfg config.Config, log *slog.Logger) error {
-	nc, err := bus.Connect(cfg.NATSURL, cfg.NATSUser, cfg.NATSPassword.Reveal(), cfg.NATSToken.Reveal(), p.Name, log)
+	nc, js, err := connect(cfg, p.Name, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	b := Bus{Conn: nc, JetStream: js, Publisher: bus.NewPublisher(js, 0, bus.DefaultLinger, log)}
 	actors, err := p.Run(ctx, cfg, b, log)
 	if err != nil {
@@ -112,4 +108,19 @@ func serve(ctx context.Context, p Program, cfg config.Config, log *slog.Logger) 
 	stopPub()
 	wg.Wait()
 	return err
+}
+
+// connect reaches the healer's (or the hub's) NATS with the configured
+// credentials, as name.
+func connect(cfg config.Config, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := bus.Connect(cfg.NATSURL, cfg.NATSUser, cfg.NATSPassword.Reveal(), cfg.NATSToken.Reveal(), name, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
 }

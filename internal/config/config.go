@@ -45,6 +45,11 @@ type Policy struct {
 	RestartDependents       bool
 	MaxHistoricEntries      int
 	CleanDuplicates         bool
+	// NotifyURL and NotifyLevel come only from a container's labels
+	// <label>.notify_url and <label>.notify_level: empty means the
+	// notifier's defaults.
+	NotifyURL   string
+	NotifyLevel string
 }
 
 // Backoff modes.
@@ -55,10 +60,18 @@ const (
 
 // Config is the healer's whole configuration.
 type Config struct {
-	DataDir               string
-	ContainerLabel        string
-	Namespace             string
-	HostName              string
+	DataDir        string
+	ContainerLabel string
+	Namespace      string
+	HostName       string
+	// Fleet: the hub's leaf-node URL and credentials, its JetStream domain
+	// and the fleet stream there; EventsStream is what readers read.
+	HubURL                Secret
+	HubUser               string
+	HubPassword           Secret
+	HubDomain             string
+	HubStream             string
+	EventsStream          string
 	MaxConcurrentRestarts int
 	Policy                Policy
 
@@ -70,8 +83,9 @@ type Config struct {
 	LogLevel  string
 	Debug     bool
 
-	DockerPingInterval time.Duration
-	Retention          time.Duration
+	DockerReconcileInterval time.Duration
+	DockerPingInterval      time.Duration
+	Retention               time.Duration
 
 	NotifyURL          Secret
 	NotifyURLFile      string
@@ -84,12 +98,17 @@ type Config struct {
 	CleanInterval time.Duration
 	CleanDryRun   bool
 	RunCleaner    bool
+	RunNotifier   bool
 
 	NATSListen   string
 	NATSURL      string
 	NATSUser     string
 	NATSPassword Secret
 	NATSToken    Secret
+	HTTPToken    Secret
+	// NATSReaderUser may read events and the history, and nothing else.
+	NATSReaderUser     string
+	NATSReaderPassword Secret
 }
 
 // Secret is a string that never prints itself.
@@ -240,14 +259,22 @@ func settings() []setting {
 		str("data_dir", "data", "directory of the event store (JetStream) and its lock", func(c *Config) *string { return &c.DataDir }),
 		str("container_label", "healme", "label that selects containers: <label>=true; the value all selects every container", func(c *Config) *string { return &c.ContainerLabel }).env("AUTOHEAL_CONTAINER_LABEL"),
 		str("namespace", "", "heal only containers whose name starts with this prefix", func(c *Config) *string { return &c.Namespace }).env("NAMESPACE"),
+		secret("hub_url", "nats://host:port of a hub's leaf-node listener: this healer joins the fleet as a leaf node (default: none)", func(c *Config) *Secret { return &c.HubURL }),
+		str("hub_user", "", "user of the hub's leaf-node listener", func(c *Config) *string { return &c.HubUser }),
+		secret("hub_password", "password of hub_user", func(c *Config) *Secret { return &c.HubPassword }),
+		str("hub_domain", "hub", "JetStream domain of the hub", func(c *Config) *string { return &c.HubDomain }),
+		str("hub_stream", "HMD_FLEET", "the hub's stream that sources every host's events", func(c *Config) *string { return &c.HubStream }),
+		str("events_stream", "HMD_EVENTS", "the stream that the notifier and `healer events` read: HMD_FLEET on a hub", func(c *Config) *string { return &c.EventsStream }),
 		str("host_name", "", "host name in subjects and event sources (default: the Docker daemon's name)", func(c *Config) *string { return &c.HostName }),
 		integer("max_concurrent_restarts", 64, 1, 10000, "restarts of different containers that may run at once", func(c *Config) *int { return &c.MaxConcurrentRestarts }),
 		str("http_address", "127.0.0.1", "address of the HTTP endpoint", func(c *Config) *string { return &c.HTTPAddress }),
 		integer("http_port", 8380, 0, 65535, "port of the HTTP endpoint (0: no HTTP endpoint)", func(c *Config) *int { return &c.HTTPPort }),
+		secret("http_token", "bearer token that the HTTP endpoint requires for everything but /healthz (default: none)", func(c *Config) *Secret { return &c.HTTPToken }),
 		str("http_prefix", "", "path prefix of the HTTP endpoint, such as /healer", func(c *Config) *string { return &c.HTTPPrefix }),
 		enum("log_format", "text", []string{"text", "json"}, "log format: text or json", func(c *Config) *string { return &c.LogFormat }),
 		enum("log_level", "info", []string{"debug", "info", "warn", "error"}, "log level: debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 		boolean("debug", false, "shorthand for log_level=debug", func(c *Config) *bool { return &c.Debug }),
+		duration("docker_reconcile_interval", "60s", 0, 24*time.Hour, "how often unhealthy containers are listed to catch events the daemon dropped (0: never)", func(c *Config) *time.Duration { return &c.DockerReconcileInterval }),
 		duration("docker_ping_interval", "5s", 100*time.Millisecond, time.Hour, "how often the daemon is pinged to notice that it is gone", func(c *Config) *time.Duration { return &c.DockerPingInterval }),
 		duration("retention", "720h", 0, 100*365*24*time.Hour, "how long events are kept (0: for ever)", func(c *Config) *time.Duration { return &c.Retention }),
 		secret("notify_url", "incoming-webhook URLs (Slack, Mattermost) to notify, separated by commas or spaces", func(c *Config) *Secret { return &c.NotifyURL }).env("DEFAULT_NOTIFY_URL"),
@@ -261,6 +288,8 @@ func settings() []setting {
 		str("nats_user", "", "user that the NATS listener requires", func(c *Config) *string { return &c.NATSUser }),
 		secret("nats_password", "password that the NATS listener requires", func(c *Config) *Secret { return &c.NATSPassword }),
 		secret("nats_token", "token that the NATS listener requires (instead of user and password)", func(c *Config) *Secret { return &c.NATSToken }),
+		str("nats_reader_user", "", "a NATS user that may read the events and their history and nothing else, for subscribers", func(c *Config) *string { return &c.NATSReaderUser }),
+		secret("nats_reader_password", "password of nats_reader_user", func(c *Config) *Secret { return &c.NATSReaderPassword }),
 	}
 	const month = 31 * 24 * time.Hour
 	rm := Repairman
@@ -298,6 +327,7 @@ func settings() []setting {
 		duration("clean_grace", "60s", 0, month, "a duplicate younger than this is left alone, so a running compose up is never raced", func(c *Config) *time.Duration { return &c.CleanGrace }),
 		duration("clean_interval", "10m", time.Second, month, "how often the cleaner sweeps, besides at start and on container events", func(c *Config) *time.Duration { return &c.CleanInterval }),
 		boolean("clean_dry_run", false, "publish what the cleaner would remove, and remove nothing", func(c *Config) *bool { return &c.CleanDryRun }),
+		boolean("run_notifier", true, "run the notifier inside the healer; set false when a separate notifier process serves the targets", func(c *Config) *bool { return &c.RunNotifier }),
 		boolean("run_cleaner", false, "run the cleaner inside the healer even with clean_duplicates off, for containers whose label turns it on", func(c *Config) *bool { return &c.RunCleaner }),
 	)
 }
@@ -520,6 +550,11 @@ func validate(c *Config) error {
 		if err != nil || p.Scheme == "" {
 			return &Error{Key: "notify_url", Value: "[redacted]", Expected: "URLs: an http(s) incoming webhook (Slack, Mattermost) or a Shoutrrr service URL"}
 		}
+	}
+	// Only the process that listens serves the reader: a split notifier
+	// may share its env file and ignore it.
+	if c.NATSListen != "" && c.NATSReaderUser != "" && (c.NATSReaderPassword == "" || c.NATSToken != "" || c.NATSUser == "") {
+		return &Error{Key: "nats_reader_user", Value: c.NATSReaderUser, Expected: "nats_reader_password, and nats_user with nats_password (not nats_token), to be set too"}
 	}
 	if c.NATSListen != "" && c.NATSToken == "" && (c.NATSUser == "" || c.NATSPassword == "") {
 		return &Error{Key: "nats_listen", Value: c.NATSListen, Expected: "nats_user and nats_password, or nats_token, to be set too"}

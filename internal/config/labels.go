@@ -1,6 +1,9 @@
 package config
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // DefaultLabel is the label name when none is configured, and the one whose
 // =false and overrides apply when container_label is "all".
@@ -101,5 +104,37 @@ func (o *Overrides) Policy(base Policy, labels map[string]string) (Policy, []Lab
 			errs = append(errs, LabelError{Label: name, Value: v, Expected: err.Error()})
 		}
 	}
-	return c.Policy, errs
+	p := c.Policy
+	if name, v, ok := o.lookup(labels, "notify_url"); ok {
+		if validNotifyURL(v) {
+			p.NotifyURL = strings.TrimSpace(v)
+		} else {
+			// The value may hold a token: it is not repeated.
+			errs = append(errs, LabelError{Label: name, Value: "[redacted]", Expected: "a notification URL with a scheme (https://..., gotify://...)"})
+		}
+	}
+	if name, v, ok := o.lookup(labels, "notify_level"); ok {
+		switch l := strings.ToLower(strings.TrimSpace(v)); l {
+		case "debug", "info", "warning":
+			p.NotifyLevel = l
+		default:
+			errs = append(errs, LabelError{Label: name, Value: v, Expected: "one of debug, info, warning"})
+		}
+	}
+	return p, errs
+}
+
+// lookup finds <label>.<key>, else Repairman's label for key.
+func (o *Overrides) lookup(labels map[string]string, key string) (string, string, bool) {
+	for _, name := range [...]string{o.prefix + key, Repairman + key} {
+		if v, ok := labels[name]; ok {
+			return name, v, true
+		}
+	}
+	return "", "", false
+}
+
+func validNotifyURL(v string) bool {
+	u, err := url.Parse(strings.TrimSpace(v))
+	return err == nil && u.Scheme != "" && (u.Host != "" || u.Opaque != "")
 }

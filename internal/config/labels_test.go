@@ -93,3 +93,39 @@ func FuzzLoadEnv(f *testing.F) {
 		}
 	})
 }
+
+func TestNotifyLabels(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		labels    map[string]string
+		url, lvl  string
+		badLabels []string
+	}{
+		{"none", nil, "", "", nil},
+		{"ours", map[string]string{"healme.notify_url": "https://chat.example/hooks/x", "healme.notify_level": "DEBUG"}, "https://chat.example/hooks/x", "debug", nil},
+		{"repairman's", map[string]string{Repairman + "notify_url": "gotify://g.example/tok", Repairman + "notify_level": "warning"}, "gotify://g.example/tok", "warning", nil},
+		{"ours beats repairman's", map[string]string{"healme.notify_level": "info", Repairman + "notify_level": "debug"}, "", "info", nil},
+		{"bad level", map[string]string{"healme.notify_level": "loud"}, "", "", []string{"healme.notify_level"}},
+		{"not a url", map[string]string{"healme.notify_url": "chat.example/hooks"}, "", "", []string{"healme.notify_url"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, errs := PolicyFor(Policy{}, tt.labels, "healme")
+			if p.NotifyURL != tt.url || p.NotifyLevel != tt.lvl {
+				t.Errorf("got url %q level %q, want %q %q", p.NotifyURL, p.NotifyLevel, tt.url, tt.lvl)
+			}
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.Label)
+				if strings.Contains(e.Value, "chat.example") {
+					t.Errorf("a label error repeats the URL: %+v", e)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.badLabels, ",") {
+				t.Errorf("errors for %v, want %v", got, tt.badLabels)
+			}
+		})
+	}
+}

@@ -7,10 +7,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/singleflight"
 
 	hmd "github.com/healmydocker/healmydocker/internal/events"
 )
@@ -18,7 +20,18 @@ import (
 // Client talks to one Docker Engine.
 type Client struct {
 	api *client.Client
+
+	// The dependents index: which containers share another's network.
+	// Listing every container per restart would cost a storm of N restarts
+	// N full lists; restarts within depTTL share one.
+	depGroup singleflight.Group
+	depMu    sync.Mutex
+	depAt    time.Time
+	depIndex []hmd.Container
 }
+
+// depTTL is how long one listing of network-mode dependents serves.
+const depTTL = time.Second
 
 // NewFromEnv builds a client from DOCKER_HOST, DOCKER_TLS_VERIFY,
 // DOCKER_CERT_PATH and DOCKER_API_VERSION. Without DOCKER_API_VERSION the
@@ -118,6 +131,14 @@ func fromInspect(r container.InspectResponse) hmd.Container {
 				ct.HealthTime = h.Log[n-1].End
 				ct.HealthLog = h.Log[n-1].Output
 			}
+			// The log outlives a restart, so the failure that led to one
+			// can be read after it.
+			for i := len(h.Log) - 1; i >= 0; i-- {
+				if l := h.Log[i]; l != nil && l.ExitCode != 0 {
+					ct.FailedProbe = l.Output
+					break
+				}
+			}
 		}
 	}
 	return ct
@@ -138,23 +159,55 @@ func restartsItself(p container.RestartPolicy, exitCode, restarts int) bool {
 // Dependents lists containers whose network is parent's: network_mode
 // container:<id or name>. They lose their network when it restarts.
 func (c *Client) Dependents(ctx context.Context, parentID, parentName string) ([]hmd.Container, error) {
-	res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true})
+	index, err := c.dependentsIndex(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list dependents of %s: %w", parentName, err)
 	}
 	var out []hmd.Container
-	for _, s := range res.Items {
-		mode := s.HostConfig.NetworkMode
-		if mode != "container:"+parentID && mode != "container:"+parentName {
-			continue
+	for _, ct := range index {
+		if ct.NetworkMode == "container:"+parentID || ct.NetworkMode == "container:"+parentName {
+			out = append(out, ct)
 		}
-		name := ""
-		if len(s.Names) > 0 {
-			name = strings.TrimPrefix(s.Names[0], "/")
-		}
-		out = append(out, hmd.Container{ID: s.ID, Name: name, Image: s.Image, Labels: s.Labels, Running: s.State == container.StateRunning, NetworkMode: mode})
 	}
 	return out, nil
+}
+
+// dependentsIndex lists the containers whose network is another's, at most
+// once per depTTL, one listing for all the callers waiting on it.
+func (c *Client) dependentsIndex(ctx context.Context) ([]hmd.Container, error) {
+	c.depMu.Lock()
+	if time.Since(c.depAt) < depTTL {
+		idx := c.depIndex
+		c.depMu.Unlock()
+		return idx, nil
+	}
+	c.depMu.Unlock()
+	v, err, _ := c.depGroup.Do("dependents", func() (any, error) {
+		res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true})
+		if err != nil {
+			return nil, err
+		}
+		var idx []hmd.Container
+		for _, s := range res.Items {
+			mode := s.HostConfig.NetworkMode
+			if !strings.HasPrefix(mode, "container:") {
+				continue
+			}
+			name := ""
+			if len(s.Names) > 0 {
+				name = strings.TrimPrefix(s.Names[0], "/")
+			}
+			idx = append(idx, hmd.Container{ID: s.ID, Name: name, Image: s.Image, Labels: s.Labels, Running: s.State == container.StateRunning, NetworkMode: mode})
+		}
+		c.depMu.Lock()
+		c.depAt, c.depIndex = time.Now(), idx
+		c.depMu.Unlock()
+		return idx, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]hmd.Container), nil
 }
 
 // List returns every container, running or not, as the list API shows it:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -32,6 +33,14 @@ type Watcher struct {
 	status    Status
 	log       *slog.Logger
 	pingEvery time.Duration
+	// reconcileEvery is how often unhealthy containers are listed to
+	// catch events the daemon dropped; 0 turns it off.
+	reconcileEvery time.Duration
+
+	// unhealthy holds the containers whose latest health seen is
+	// unhealthy: the periodic reconcile reports only the others.
+	mu        sync.Mutex
+	unhealthy map[string]bool
 
 	// last is the daemon time of the newest event seen; seen holds the
 	// events of the last replayWindow before it. The daemon stamps events
@@ -49,8 +58,13 @@ const replayWindow = 5 * time.Second
 
 // NewWatcher returns a watcher that feeds sink and reports to status.
 func NewWatcher(c *Client, sink Sink, status Status, pingEvery time.Duration, log *slog.Logger) *Watcher {
-	return &Watcher{c: c, sink: sink, status: status, log: log, pingEvery: pingEvery, seen: map[string]int64{}}
+	return &Watcher{c: c, sink: sink, status: status, log: log, pingEvery: pingEvery, seen: map[string]int64{}, unhealthy: map[string]bool{}}
 }
+
+// ReconcileEvery sets how often unhealthy containers are listed to catch
+// events the daemon dropped (it drops them for a consumer that falls
+// behind); 0 turns it off.
+func (w *Watcher) ReconcileEvery(d time.Duration) { w.reconcileEvery = d }
 
 // interesting are the actions the healer and cleaner use; the rest (exec_*
 // from every health probe above all) would only cost bandwidth.
@@ -62,7 +76,10 @@ var interesting = []string{"health_status", "start", "die", "kill", "stop", "oom
 func (w *Watcher) Run(ctx context.Context) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 200 * time.Millisecond
-	bo.MaxInterval = 10 * time.Second
+	// A failed dial to a daemon that is gone costs next to nothing, and a
+	// daemon that is back should be healing within a second or so.
+	bo.MaxInterval = time.Second
+	bo.RandomizationFactor = 0.2
 	for {
 		began := time.Now()
 		err := w.session(ctx)
@@ -99,11 +116,23 @@ func (w *Watcher) session(ctx context.Context) error {
 	subscribed := time.Now().Add(info.Skew).UnixNano()
 	stream := w.c.api.Events(ctx, opts)
 	w.status.DockerConnected(info)
-	if err := w.reconcile(ctx); err != nil {
-		return err
-	}
 	ping := time.NewTicker(w.pingEvery)
 	defer ping.Stop()
+	var recon <-chan time.Time
+	if w.reconcileEvery > 0 {
+		t := time.NewTicker(w.reconcileEvery)
+		defer t.Stop()
+		recon = t.C
+	}
+	var running sync.WaitGroup
+	defer running.Wait()
+	// The reconcile runs beside the stream, which must be read on: the
+	// daemon drops events for a consumer that stops for 100 ms, and a
+	// thousand inspections take longer.
+	recErr := make(chan error, 1)
+	running.Go(func() { recErr <- w.reconcile(ctx) })
+	busy := false
+	done := make(chan struct{}, 1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -115,6 +144,23 @@ func (w *Watcher) session(ctx context.Context) error {
 			return fmt.Errorf("docker event stream: %w", err)
 		case m := <-stream.Messages:
 			w.handle(m, subscribed)
+		case err := <-recErr:
+			if err != nil {
+				return fmt.Errorf("reconcile: %w", err)
+			}
+		case <-recon:
+			// Off the stream's goroutine: listing must not hold up reading.
+			if !busy {
+				busy = true
+				running.Go(func() {
+					if err := w.reconcileMissed(ctx); err != nil && ctx.Err() == nil {
+						w.log.Warn("periodic reconcile failed; the event stream still runs", "err", err)
+					}
+					done <- struct{}{}
+				})
+			}
+		case <-done:
+			busy = false
 		case <-ping.C:
 			pctx, pcancel := context.WithTimeout(ctx, w.pingEvery)
 			err := w.c.Ping(pctx)
@@ -151,6 +197,14 @@ func (w *Watcher) handle(m events.Message, subscribed int64) {
 	}
 	o.Received = received
 	o.Replayed = t < subscribed
+	w.mu.Lock()
+	switch o.Kind {
+	case hmd.DockerUnhealthy:
+		w.unhealthy[o.ContainerID] = true
+	case hmd.DockerHealthy, hmd.DockerStart, hmd.DockerDestroy:
+		delete(w.unhealthy, o.ContainerID)
+	}
+	w.mu.Unlock()
 	w.sink(o)
 }
 
@@ -226,31 +280,68 @@ func Convert(m events.Message) (hmd.Observed, bool) {
 // reconcile reports containers that are unhealthy now: no event will say so
 // again, whether they turned unhealthy before the healer started or while it
 // was disconnected.
-func (w *Watcher) reconcile(ctx context.Context) error {
+func (w *Watcher) reconcile(ctx context.Context) error { return w.reconcileIf(ctx, false) }
+
+// reconcileMissed reports the unhealthy containers whose unhealthy event
+// never came: the daemon dropped it.
+func (w *Watcher) reconcileMissed(ctx context.Context) error { return w.reconcileIf(ctx, true) }
+
+func (w *Watcher) reconcileIf(ctx context.Context, onlyMissed bool) error {
 	ids, err := w.c.listUnhealthy(ctx)
 	if err != nil {
 		return err
 	}
+	var todo []string
 	for _, id := range ids {
-		ct, err := w.c.Inspect(ctx, id)
-		if err != nil {
-			// Removed between list and inspect: nothing to heal.
-			w.log.Debug("reconcile: inspect failed; skipping container", "container_id", hmd.ShortID(id), "err", err)
+		w.mu.Lock()
+		known := w.unhealthy[id]
+		w.unhealthy[id] = true
+		w.mu.Unlock()
+		if onlyMissed && known {
 			continue
 		}
-		if !ct.Running || ct.Health != "unhealthy" {
-			continue
+		if onlyMissed {
+			w.log.Warn("found an unhealthy container whose event never came (the daemon drops events for a busy consumer); healing it", "container_id", hmd.ShortID(id))
 		}
-		w.sink(hmd.Observed{
-			Kind:        hmd.DockerUnhealthy,
-			ContainerID: ct.ID,
-			Name:        ct.Name,
-			Image:       ct.Image,
-			Labels:      ct.Labels,
-			DockerTime:  ct.HealthTime,
-			Received:    time.Now(),
-			Reconciled:  true,
+		todo = append(todo, id)
+	}
+	// A few inspections at once: a storm found at start is healed in
+	// parallel, as one seen live would be.
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(8, len(todo)) {
+		wg.Go(func() {
+			for id := range work {
+				w.inspectUnhealthy(ctx, id)
+			}
 		})
 	}
-	return nil
+	for _, id := range todo {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	return ctx.Err()
+}
+
+func (w *Watcher) inspectUnhealthy(ctx context.Context, id string) {
+	ct, err := w.c.Inspect(ctx, id)
+	if err != nil {
+		// Removed between list and inspect: nothing to heal.
+		w.log.Debug("reconcile: inspect failed; skipping container", "container_id", hmd.ShortID(id), "err", err)
+		return
+	}
+	if !ct.Running || ct.Health != "unhealthy" {
+		return
+	}
+	w.sink(hmd.Observed{
+		Kind:        hmd.DockerUnhealthy,
+		ContainerID: ct.ID,
+		Name:        ct.Name,
+		Image:       ct.Image,
+		Labels:      ct.Labels,
+		DockerTime:  ct.HealthTime,
+		Received:    time.Now(),
+		Reconciled:  true,
+	})
 }

@@ -51,6 +51,11 @@ func (s *status) DockerLost(error) {
 
 func startWatcher(t *testing.T) (*fakedocker.Server, *sink, *status) {
 	t.Helper()
+	return startWatcherEvery(t, 0)
+}
+
+func startWatcherEvery(t *testing.T, reconcile time.Duration) (*fakedocker.Server, *sink, *status) {
+	t.Helper()
 	fake, err := fakedocker.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +70,7 @@ func startWatcher(t *testing.T) (*fakedocker.Server, *sink, *status) {
 	fake.Add(fakedocker.Container{ID: "well0000000000", Name: "well", Running: true, Health: "healthy"})
 	s, st := newSink(), &status{up: make(chan struct{}, 10)}
 	w := NewWatcher(c, s.put, st, time.Hour, slog.New(slog.DiscardHandler))
+	w.ReconcileEvery(reconcile)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
@@ -106,20 +112,31 @@ func TestWatcherResumesWithoutDuplicatesAndMarksReplays(t *testing.T) {
 	}
 	fake.Emit("well0000000000", events.ActionKill, map[string]string{"signal": "9"})
 	// After the reconnect: the reconcile of the still unhealthy container
-	// (listed before the stream is read), the missed start (replayed), then
-	// the live kill; the healthy and die events that since= sends again are
-	// dropped. Events on the stream are in order, so once the kill is here
-	// every replay has been handled.
+	// (it runs beside the stream, so in any order with it), the missed
+	// start (replayed), then the live kill; the healthy and die events that
+	// since= sends again are dropped. Stream events keep their order.
 	got = s.waitN(t, 6)
-	rec, start, kill := got[3], got[4], got[5]
-	if rec.Kind != hmd.DockerUnhealthy || !rec.Reconciled {
-		t.Errorf("first after reconnect: %+v, want the reconciled unhealthy container", rec)
+	var stream []hmd.Observed
+	reconciled := 0
+	for _, o := range got[3:] {
+		if o.Reconciled {
+			reconciled++
+			if o.Kind != hmd.DockerUnhealthy || o.ContainerID != "sick0000000000" {
+				t.Errorf("reconciled %+v, want the unhealthy container", o)
+			}
+			continue
+		}
+		stream = append(stream, o)
 	}
+	if reconciled != 1 || len(stream) != 2 {
+		t.Fatalf("after reconnect: %d reconciled and %d streamed, want 1 and 2: %+v", reconciled, len(stream), got[3:])
+	}
+	start, kill := stream[0], stream[1]
 	if start.Kind != hmd.DockerStart || !start.Replayed {
-		t.Errorf("second after reconnect: %+v, want the missed start, marked replayed", start)
+		t.Errorf("first streamed after reconnect: %+v, want the missed start, marked replayed", start)
 	}
 	if kill.Kind != hmd.DockerKill || kill.Replayed || kill.Signal != "9" {
-		t.Errorf("third after reconnect: %+v, want the live kill", kill)
+		t.Errorf("second streamed after reconnect: %+v, want the live kill", kill)
 	}
 	if n := s.log.Len(); n != 6 {
 		t.Errorf("%d observations, want 6: a replayed event was delivered twice", n)
@@ -143,5 +160,70 @@ func TestWatcherKeepsEventsThatArriveOutOfTimeOrder(t *testing.T) {
 	got := s.waitN(t, 4)
 	if got[1].ContainerID != "well0000000000" || got[2].Kind != hmd.DockerHealthy || got[3].Kind != hmd.DockerUnhealthy || got[3].ContainerID != "sick0000000000" {
 		t.Errorf("got %+v", got[1:])
+	}
+}
+
+// The daemon's events are input: any action, attributes and names convert
+// without a panic, and what converts names a container.
+func FuzzConvert(f *testing.F) {
+	f.Add("container", "health_status: unhealthy", "abc123", "web", "0", "15")
+	f.Add("container", "die", "abc123", "we.b*>", "137", "")
+	f.Add("container", "kill", "", "", "x", "SIGKILL")
+	f.Add("network", "connect", "id", "n", "", "")
+	f.Fuzz(func(t *testing.T, typ, action, id, name, exitCode, signal string) {
+		m := events.Message{Type: events.Type(typ), Action: events.Action(action), Actor: events.Actor{ID: id, Attributes: map[string]string{
+			"name": name, "exitCode": exitCode, "signal": signal, "healme": "true",
+		}}, TimeNano: 1}
+		o, ok := Convert(m)
+		if ok && o.ContainerID != id {
+			t.Errorf("converted %q to container %q", id, o.ContainerID)
+		}
+	})
+}
+
+// The daemon drops events for a consumer that falls behind: the periodic
+// reconcile finds an unhealthy container whose event never came, reports
+// it once, and leaves alone the one whose event did come.
+func TestPeriodicReconcileCatchesDroppedEvents(t *testing.T) {
+	fake, s, _ := startWatcherEvery(t, 50*time.Millisecond)
+	s.waitN(t, 1)                                 // "sick", at connect
+	fake.SetHealth("well0000000000", "unhealthy") // its event is lost
+	got := s.waitN(t, 2)[1]
+	if got.ContainerID != "well0000000000" || got.Kind != hmd.DockerUnhealthy || !got.Reconciled {
+		t.Fatalf("periodic reconcile reported %+v", got)
+	}
+	// A few more rounds: nothing is reported twice.
+	fake.Add(fakedocker.Container{ID: "late0000000000", Name: "late", Running: true, Health: "healthy"})
+	fake.Emit("late0000000000", events.ActionHealthStatusUnhealthy, nil)
+	third := s.waitN(t, 3)[2]
+	if third.ContainerID != "late0000000000" || third.Reconciled {
+		t.Fatalf("want the late container's own event, got %+v", third)
+	}
+	time.Sleep(300 * time.Millisecond) // several reconcile rounds
+	if n := s.log.Len(); n != 3 {
+		t.Errorf("%d observations after more reconcile rounds, want 3: %+v", n, s.log.All(func(hmd.Observed) bool { return true }))
+	}
+}
+
+// A stream that breaks mid-event, or carries what is not JSON, is a stream
+// error: the watcher reconnects, nothing panics, and events flow again.
+func TestWatcherSurvivesMalformedStreams(t *testing.T) {
+	for _, garbage := range []string{`{"Type":"container","Action":"die","Actor":{"ID":"well`, "not json at all\n", "{}\n{\"Type\":42}\n", "\x00\xff\xfe"} {
+		fake, s, st := startWatcher(t)
+		n := len(s.waitN(t, 1)) // the reconciled "sick"
+		fake.CutWithGarbage([]byte(garbage))
+		select {
+		case <-st.up:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("after %q: watcher never reconnected", garbage)
+		}
+		fake.Emit("well0000000000", events.ActionHealthStatusUnhealthy, nil)
+		// Seen by the stream or by the reconcile that follows a reconnect,
+		// whichever is first.
+		if _, ok := s.log.WaitNth(10*time.Second, 1, func(o hmd.Observed) bool {
+			return o.ContainerID == "well0000000000" && o.Kind == hmd.DockerUnhealthy
+		}); !ok {
+			t.Fatalf("after %q: no event after the reconnect (%d observations)", garbage, s.log.Len()-n)
+		}
 	}
 }

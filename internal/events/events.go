@@ -4,6 +4,8 @@
 package events
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -165,6 +167,13 @@ type Data struct {
 	Canonical string `json:"canonical,omitempty"`
 	// DryRun marks what the cleaner would have done.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Output is the last failed health probe's output, on the outcome of a
+	// restart for being unhealthy.
+	Output string `json:"output,omitempty"`
+	// NotifyTarget and NotifyLevel carry a container's own notify labels:
+	// the target's id (never its URL, which may hold a token) and level.
+	NotifyTarget string `json:"notify_target,omitempty"`
+	NotifyLevel  string `json:"notify_level,omitempty"`
 }
 
 // New builds an event of kind k about container (empty for the healer itself).
@@ -272,4 +281,11 @@ func Unmarshal(b []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode event %q: %w", e.ID, err)
 	}
 	return e, nil
+}
+
+// NotifyTargetID names a notification target without revealing its URL:
+// events carry it, and it names the target's durable consumer.
+func NotifyTargetID(rawURL string) string {
+	sum := sha256.Sum256([]byte(rawURL))
+	return "notify-" + hex.EncodeToString(sum[:6])
 }

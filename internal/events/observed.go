@@ -54,9 +54,11 @@ type Container struct {
 	// HealthTime and HealthLog are the end and output of the latest probe.
 	HealthTime time.Time
 	HealthLog  string
-	ExitCode   int
-	OOMKilled  bool
-	StartedAt  time.Time
+	// FailedProbe is the output of the latest failed probe.
+	FailedProbe string
+	ExitCode    int
+	OOMKilled   bool
+	StartedAt   time.Time
 	// NetworkMode is the container's network mode, such as container:<id>.
 	NetworkMode string
 	// RestartsItself: the container's own restart policy will start it again.

@@ -7,6 +7,7 @@ package heal
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,8 +48,20 @@ type Options struct {
 	DecisionLatency func(time.Duration)
 	// Restarted is told of every finished restart, for metrics.
 	Restarted func(container string, err error)
+	// Healed gets the time from the daemon's event to the end of a
+	// successful restart; nil drops it.
+	Healed func(time.Duration)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Routes is told of the notify URLs in containers' labels, so that
+	// notifiers can serve them; nil drops them.
+	Routes Routes
+}
+
+// Routes makes a container's own notify URL known to the notifiers. It
+// must not block: the event stream waits on the healer.
+type Routes interface {
+	Route(id, url string)
 }
 
 // entry is the healer's memory of one container.
@@ -155,7 +168,7 @@ func (h *Healer) Handle(o events.Observed) {
 			return
 		}
 		if !h.spawn(func() { h.restart(o, cause, req, policy) }) {
-			h.finish(o, h.derived(events.RestartFailed, cause, o, events.Data{Reason: req.Data.Reason, Error: "healer stopping"}), policy)
+			h.finish(o, h.derived(events.RestartFailed, cause, o, events.Data{Reason: req.Data.Reason, Error: "healer stopping"}, policy), policy)
 		}
 	}
 }
@@ -220,7 +233,7 @@ func (h *Healer) decision(e *entry, k events.Kind, cause string, o events.Observ
 		ra := d.RetryAt.UTC()
 		data.RetryAt = &ra
 	}
-	ev := h.derived(k, cause, o, data)
+	ev := h.derived(k, cause, o, data, p)
 	h.record(e, ev, p)
 	return ev
 }
@@ -270,6 +283,9 @@ func (h *Healer) look(id string) {
 
 func (h *Healer) policy(o events.Observed, cause string) config.Policy {
 	p, errs := h.overrides.Policy(h.o.Policy, o.Labels)
+	if p.NotifyURL != "" && h.o.Routes != nil {
+		h.o.Routes.Route(events.NotifyTargetID(p.NotifyURL), p.NotifyURL)
+	}
 	for _, e := range errs {
 		key := o.ContainerID + "\x00" + e.Label + "\x00" + e.Value
 		h.mu.Lock()
@@ -283,7 +299,7 @@ func (h *Healer) policy(o events.Observed, cause string) config.Policy {
 		h.o.Publisher.Publish(h.derived(events.ConfigError, cause+"/"+e.Label, o, events.Data{
 			Label: e.Label, Value: e.Value, Expected: e.Expected,
 			Reason: "invalid label value; the default is used for this key",
-		}))
+		}, p))
 	}
 	return p
 }
@@ -345,15 +361,41 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 	if err != nil {
 		h.o.Log.Error("restart failed", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "err", err)
 		data.Error = err.Error()
-		h.finish(o, h.derived(events.RestartFailed, cause, o, data), p)
+		h.finish(o, h.derived(events.RestartFailed, cause, o, data, p), p)
 		return
+	}
+	if h.o.Healed != nil && !o.DockerTime.IsZero() {
+		h.o.Healed(time.Since(o.DockerTime))
+	}
+	if o.Kind == events.DockerUnhealthy {
+		data.Output = h.failedProbe(o.ContainerID)
 	}
 	h.o.Log.Info("restarted", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "decided_in", decided,
 		"attempt", req.Data.Attempt, "frame_restarts", req.Data.FrameRestarts)
-	h.finish(o, h.derived(events.RestartSucceeded, cause, o, data), p)
+	h.finish(o, h.derived(events.RestartSucceeded, cause, o, data, p), p)
 	if p.RestartDependents {
 		h.restartDependents(o, cause)
 	}
+}
+
+// maxOutput bounds the probe output an event carries.
+const maxOutput = 512
+
+// failedProbe reads the output of the container's last failed health probe,
+// for the notification; the daemon keeps it across the restart.
+func (h *Healer) failedProbe(id string) string {
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	c, err := h.o.Docker.Inspect(ctx, id)
+	if err != nil {
+		h.o.Log.Debug("cannot read the failed probe's output", "container_id", events.ShortID(id), "err", err)
+		return ""
+	}
+	out := strings.TrimSpace(c.FailedProbe)
+	if len(out) > maxOutput {
+		out = strings.ToValidUTF8(out[:maxOutput], "") + "…"
+	}
+	return out
 }
 
 func (h *Healer) finish(o events.Observed, outcome events.Event, p config.Policy) {
@@ -398,8 +440,12 @@ func (h *Healer) restartDependents(parent events.Observed, cause string) {
 	}
 }
 
-func (h *Healer) derived(k events.Kind, cause string, o events.Observed, d events.Data) events.Event {
+func (h *Healer) derived(k events.Kind, cause string, o events.Observed, d events.Data, p config.Policy) events.Event {
 	d.Host, d.ContainerID, d.Container, d.Image, d.Cause = h.o.Host, o.ContainerID, o.Name, o.Image, cause
+	if p.NotifyURL != "" {
+		d.NotifyTarget = events.NotifyTargetID(p.NotifyURL)
+	}
+	d.NotifyLevel = p.NotifyLevel
 	return events.New(k, events.DerivedID(cause, k), h.o.Now(), o.Name, d)
 }
 

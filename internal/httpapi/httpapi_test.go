@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,9 +14,9 @@ import (
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	var notReady error
-	s := New("127.0.0.1:0", "/hmd", func() error { return notReady }, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	s := New(Options{Addr: "127.0.0.1:0", Prefix: "/hmd", Ready: func() error { return notReady }, Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "metrics")
-	}), slog.New(slog.DiscardHandler))
+	}), Status: func(_ context.Context, limit int) (any, error) { return map[string]int{"limit": limit}, nil }, Log: slog.New(slog.DiscardHandler)})
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	get := func(path string) (int, string) {
@@ -40,6 +41,12 @@ func TestRoutes(t *testing.T) {
 		{"alive while not ready", "/hmd/healthz", errors.New("docker down"), 200, "ok"},
 		{"metrics", "/hmd/metrics", nil, 200, "metrics"},
 		{"outside the prefix", "/healthz", nil, 404, ""},
+		{"status", "/hmd/", nil, 200, `"limit": 50`},
+		{"status limit", "/hmd/?limit=3", nil, 200, `"limit": 3`},
+		{"status limit capped", "/hmd/?limit=99999", nil, 200, `"limit": 1000`},
+		{"status bad limit", "/hmd/?limit=many", nil, 400, "limit"},
+		{"page", "/hmd/ui", nil, 200, "<title>HealMyDocker</title>"},
+		{"no such route", "/hmd/nothing", nil, 404, ""},
 	}
 	for _, tt := range tests {
 		notReady = tt.notReady
@@ -63,6 +70,47 @@ func TestURL(t *testing.T) {
 	for _, tt := range tests {
 		if got := URL(tt.addr, 8380, "/p"); got != tt.want {
 			t.Errorf("URL(%q) = %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+}
+
+func TestToken(t *testing.T) {
+	t.Parallel()
+	s := New(Options{Prefix: "", Token: "s3cret", Ready: func() error { return nil },
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "metrics") }),
+		Status:  func(context.Context, int) (any, error) { return "status", nil }})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	tests := []struct {
+		name, path, header string
+		want               int
+	}{
+		{"healthz needs none", "/healthz", "", 200},
+		{"readyz needs it", "/readyz", "", 401},
+		{"metrics needs it", "/metrics", "", 401},
+		{"status needs it", "/", "", 401},
+		{"page needs it", "/ui", "", 401},
+		{"wrong token", "/metrics", "Bearer nope", 401},
+		{"bearer token", "/metrics", "Bearer s3cret", 200},
+		{"query token", "/?token=s3cret", "", 200},
+		{"wrong query token", "/?token=s3cre", "", 401},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+tt.path, nil)
+		if tt.header != "" {
+			req.Header.Set("Authorization", tt.header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s: GET %s = %d, want %d", tt.name, tt.path, resp.StatusCode, tt.want)
+		}
+		if resp.StatusCode == 401 && !strings.Contains(string(b), "HMD_HTTP_TOKEN") {
+			t.Errorf("%s: a 401 should say what is needed: %q", tt.name, b)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -49,6 +50,57 @@ func TestParseLevel(t *testing.T) {
 	for _, bad := range []string{"", "ALL", "verbose"} {
 		if _, err := ParseLevel(bad); err == nil {
 			t.Errorf("ParseLevel(%q) accepted", bad)
+		}
+	}
+}
+
+func TestRefused(t *testing.T) {
+	for _, c := range []struct {
+		err  string
+		want bool
+	}{
+		{"unexpected status: 401 Unauthorized", true},
+		{"server error: server responded with Unauthorized (401): you need to provide a valid access token", true},
+		{"failed to send: HTTP 404", true},
+		{"notification failed: 403 forbidden", true},
+		{"unexpected status: 500 Internal Server Error", false},
+		{"unexpected status: 429 Too Many Requests", false},
+		{"unexpected status: 408 Request Timeout", false},
+		{`Post "http://127.0.0.1:401/message": dial tcp 127.0.0.1:401: connect: connection refused`, false},
+		{"context deadline exceeded", false},
+	} {
+		if got := Refused(errors.New(c.err)); got != c.want {
+			t.Errorf("Refused(%q) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func TestRunnerTakes(t *testing.T) {
+	restarted := func(target, level string) events.Event {
+		return events.New(events.RestartSucceeded, "x", time.Now(), "web", events.Data{Host: "h", NotifyTarget: target, NotifyLevel: level})
+	}
+	failed := events.New(events.RestartFailed, "y", time.Now(), "web", events.Data{Host: "h"})
+	def := &Runner{ID: "notify-a", Default: true, Level: Debug}
+	defWarn := &Runner{ID: "notify-a", Default: true, Level: Warning}
+	route := &Runner{ID: "notify-b", Level: Info}
+	for _, c := range []struct {
+		name string
+		r    *Runner
+		e    events.Event
+		want bool
+	}{
+		{"default takes a container without a target", def, restarted("", ""), true},
+		{"default leaves a container with its own target", def, restarted("notify-b", ""), false},
+		{"default takes a container naming it", def, restarted("notify-a", ""), true},
+		{"route takes its container", route, restarted("notify-b", "debug"), true},
+		{"route leaves containers without a target", route, failed, false},
+		{"route leaves other targets", route, restarted("notify-c", "debug"), false},
+		{"container level debug beats the target's warning", defWarn, restarted("", "debug"), true},
+		{"target level warning drops a restart", defWarn, restarted("", ""), false},
+		{"container level info drops a restart", def, restarted("", "info"), false},
+	} {
+		if got := c.r.takes(c.e); got != c.want {
+			t.Errorf("%s: takes = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // DefaultTemplate renders a group of events, one line each.
-const DefaultTemplate = `{{range .Events}}[{{.Data.Host}}] {{if .Subject}}{{.Subject}}: {{end}}{{what .}}{{if .Data.Reason}} ({{.Data.Reason}}){{end}}{{if .Data.FrameRestarts}}, restart {{.Data.FrameRestarts}} in this frame{{end}}{{if .Data.ExitCode}}, exit code {{deref .Data.ExitCode}}{{end}}{{if .Data.Error}}: {{.Data.Error}}{{end}}
+const DefaultTemplate = `{{range .Events}}[{{.Data.Host}}] {{if .Subject}}{{.Subject}}: {{end}}{{what .}}{{if .Data.Reason}} ({{.Data.Reason}}){{end}}{{if .Data.FrameRestarts}}, restart {{.Data.FrameRestarts}} in this frame{{end}}{{if .Data.ExitCode}}, exit code {{deref .Data.ExitCode}}{{end}}{{if .Data.Error}}: {{.Data.Error}}{{end}}{{if .Data.Output}}; last probe said: {{oneline .Data.Output}}{{end}}
 {{end}}`
 
 // Message is what a template gets.
@@ -20,8 +20,9 @@ type Message struct {
 // ParseTemplate parses a message template, with the helpers it may use.
 func ParseTemplate(text string) (*template.Template, error) {
 	t, err := template.New("message").Funcs(template.FuncMap{
-		"what":  what,
-		"deref": func(p *int) int { return *p },
+		"what":    what,
+		"deref":   func(p *int) int { return *p },
+		"oneline": oneline,
 	}).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("notify template: %w", err)
@@ -63,4 +64,14 @@ func what(e events.Event) string {
 		return "kept prefixed container"
 	}
 	return string(e.Kind())
+}
+
+// oneline folds a probe's output onto one line and bounds it, so one
+// chatty probe does not bury the rest of a message.
+func oneline(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
+	}
+	return s
 }

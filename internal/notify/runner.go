@@ -2,9 +2,8 @@ package notify
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"text/template"
 	"time"
@@ -30,6 +29,14 @@ type Publisher interface {
 // grouped for GroupWait, filtered by level, rendered, delivered with
 // retries, and acked only once the target took them.
 type Runner struct {
+	// ID names the target in events and its durable consumer.
+	ID string
+	// Default runners take the events of containers without a target of
+	// their own; every runner takes the events that name its ID.
+	Default bool
+	// StartAt is where a consumer created now starts; zero means at new
+	// events.
+	StartAt   time.Time
 	JS        jetstream.JetStream
 	Stream    string
 	Target    Target
@@ -41,25 +48,23 @@ type Runner struct {
 	Host       string
 	Publisher  Publisher
 	Log        *slog.Logger
+	// Sent is told of each attempt's result; nil drops it.
+	Sent func(target, result string)
+}
+
+func (r *Runner) sent(result string) {
+	if r.Sent != nil {
+		r.Sent(r.Target.Name(), result)
+	}
 }
 
 // ConsumerName is the durable consumer of a target URL: the same URL
 // resumes where it stopped, in this process or a split notifier.
-func ConsumerName(rawURL string) string {
-	sum := sha256.Sum256([]byte(rawURL))
-	return "notify-" + hex.EncodeToString(sum[:6])
-}
+func ConsumerName(rawURL string) string { return events.NotifyTargetID(rawURL) }
 
 // Run delivers until ctx ends.
-func (r *Runner) Run(ctx context.Context, consumer string) error {
-	c, err := r.JS.CreateOrUpdateConsumer(ctx, r.Stream, jetstream.ConsumerConfig{
-		Durable:       consumer,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       2 * time.Minute,
-		MaxAckPending: 100_000,
-		DeliverPolicy: jetstream.DeliverNewPolicy,
-		FilterSubject: events.SubjectRoot + ".>",
-	})
+func (r *Runner) Run(ctx context.Context) error {
+	c, err := r.consumer(ctx)
 	if err != nil {
 		return err
 	}
@@ -71,6 +76,50 @@ func (r *Runner) Run(ctx context.Context, consumer string) error {
 		r.deliver(ctx, msgs)
 	}
 	return nil
+}
+
+// consumer resumes the target's durable consumer, or creates it.
+func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	if c, err := r.JS.Consumer(ctx, r.Stream, r.ID); err == nil {
+		return c, nil
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("notifier: read consumer %s: %w", r.ID, err)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       r.ID,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       2 * time.Minute,
+		MaxAckPending: 100_000,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		FilterSubject: events.SubjectRoot + ".>",
+	}
+	if !r.StartAt.IsZero() {
+		start := r.StartAt
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	c, err := r.JS.CreateConsumer(ctx, r.Stream, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		// Another notifier made it first, the same or with another start.
+		return r.JS.Consumer(ctx, r.Stream, r.ID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("notifier: create consumer %s: %w", r.ID, err)
+	}
+	return c, nil
+}
+
+// takes says whether this runner delivers e, at which level.
+func (r *Runner) takes(e events.Event) bool {
+	if e.Data.NotifyTarget == "" && !r.Default || e.Data.NotifyTarget != "" && e.Data.NotifyTarget != r.ID {
+		return false
+	}
+	level := r.Level
+	if e.Data.NotifyLevel != "" {
+		if l, err := ParseLevel(e.Data.NotifyLevel); err == nil {
+			level = l
+		}
+	}
+	return Wants(level, e)
 }
 
 // collect waits for one event, then gathers what comes within GroupWait.
@@ -105,7 +154,7 @@ func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 			r.Log.Warn("notifier: skipping undecodable event", "subject", m.Subject(), "err", err)
 			continue
 		}
-		if Wants(r.Level, e) {
+		if r.takes(e) {
 			wanted = append(wanted, e)
 		}
 	}
@@ -141,6 +190,14 @@ func (r *Runner) send(ctx context.Context, evs []events.Event, msgs []jetstream.
 		// the target may have taken the message without our knowing, and
 		// the next run would send it again.
 		retry, err := r.Target.Notify(context.WithoutCancel(ctx), text)
+		switch {
+		case err == nil:
+			r.sent("ok")
+		case !retry:
+			r.sent("refused")
+		default:
+			r.sent("error")
+		}
 		if err == nil {
 			if lastErr != "" {
 				r.Log.Info("notifier: delivered after retries", "target", r.Target.Name(), "attempts", attempt)

@@ -77,10 +77,10 @@ func TestRunnerGroupsRetriesAndDeliversOnce(t *testing.T) {
 	}
 	pub := bus.NewPublisher(b.JetStream(), 0, 0, slog.New(slog.DiscardHandler))
 	go func() { _ = pub.Run(ctx, time.Second) }()
-	r := &Runner{JS: b.JetStream(), Stream: bus.EventsStream, Target: target, Level: Debug, Template: tmpl,
+	r := &Runner{ID: ConsumerName(srv.URL), Default: true, JS: b.JetStream(), Stream: bus.EventsStream, Target: target, Level: Debug, Template: tmpl,
 		GroupWait: time.Second, MaxBackoff: 200 * time.Millisecond, Host: "h", Publisher: pub, Log: slog.New(slog.DiscardHandler)}
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx, ConsumerName(srv.URL)) }()
+	go func() { done <- r.Run(ctx) }()
 	// The consumer delivers only what comes after it exists.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -200,10 +200,10 @@ func TestRunnerStoppedAndStartedAgainLosesNothing(t *testing.T) {
 	name := ConsumerName(srv.URL)
 	start := func() (context.CancelFunc, chan error) {
 		rctx, cancel := context.WithCancel(ctx)
-		r := &Runner{JS: b.JetStream(), Stream: bus.EventsStream, Target: target, Level: Debug, Template: tmpl,
+		r := &Runner{ID: ConsumerName(srv.URL), Default: true, JS: b.JetStream(), Stream: bus.EventsStream, Target: target, Level: Debug, Template: tmpl,
 			GroupWait: 300 * time.Millisecond, MaxBackoff: time.Second, Host: "h", Publisher: pub, Log: slog.New(slog.DiscardHandler)}
 		done := make(chan error, 1)
-		go func() { done <- r.Run(rctx, name) }()
+		go func() { done <- r.Run(rctx) }()
 		return cancel, done
 	}
 	stop, done := start()

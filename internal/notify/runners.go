@@ -1,13 +1,19 @@
 package notify
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
+	"text/template"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/healmydocker/healmydocker/internal/events"
 )
 
 // Settings are the notifier's configuration, as read by either binary.
@@ -18,6 +24,9 @@ type Settings struct {
 	GroupWait    time.Duration
 	Username     string
 	TemplateFile string
+	// Sent is told of each delivery attempt's result (ok, error, refused)
+	// by target; nil drops it.
+	Sent func(target, result string)
 }
 
 // SplitURLs returns the target URLs in s.
@@ -25,13 +34,29 @@ func SplitURLs(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' })
 }
 
-// Runners builds one runner per URL, keyed by its durable consumer name,
-// reading the events stream named stream.
-func Runners(s Settings, js jetstream.JetStream, stream, host string, pub Publisher, log *slog.Logger) (map[string]*Runner, error) {
-	urls := SplitURLs(s.URLs)
-	if len(urls) == 0 {
-		return nil, nil
-	}
+// Route is a target named in a container's labels.
+type Route struct {
+	ID, URL string
+	// Since is when the route became known: its first run starts there.
+	Since time.Time
+}
+
+// Service runs a runner per default target and per container route.
+type Service struct {
+	s        Settings
+	js       jetstream.JetStream
+	stream   string
+	host     string
+	pub      Publisher
+	log      *slog.Logger
+	level    Level
+	tmpl     *template.Template
+	defaults []*Runner
+}
+
+// NewService checks the settings and builds the default runners, reading
+// the events stream named stream.
+func NewService(s Settings, js jetstream.JetStream, stream, host string, pub Publisher, log *slog.Logger) (*Service, error) {
 	level, err := ParseLevel(s.Level)
 	if err != nil {
 		return nil, err
@@ -48,17 +73,128 @@ func Runners(s Settings, js jetstream.JetStream, stream, host string, pub Publis
 	if err != nil {
 		return nil, err
 	}
-	runners := map[string]*Runner{}
-	for _, u := range urls {
+	sv := &Service{s: s, js: js, stream: stream, host: host, pub: pub, log: log, level: level, tmpl: tmpl}
+	seen := map[string]bool{}
+	for _, u := range SplitURLs(s.URLs) {
 		target, err := NewTarget(u, s.Username)
 		if err != nil {
 			return nil, err
 		}
-		runners[ConsumerName(u)] = &Runner{
-			JS: js, Stream: stream, Target: target, Level: level, Template: tmpl,
-			GroupWait: s.GroupWait, MaxBackoff: 5 * time.Minute, Host: host, Publisher: pub, Log: log,
+		id := ConsumerName(u)
+		if seen[id] {
+			continue
 		}
-		log.Info("notifying", "target", target.Name(), "level", s.Level)
+		seen[id] = true
+		r := sv.runner(id, target)
+		r.Default = true
+		sv.defaults = append(sv.defaults, r)
+		log.Info("notifying", "target", target.Name(), "id", id, "level", s.Level)
 	}
-	return runners, nil
+	return sv, nil
+}
+
+// Targets is the number of default targets.
+func (sv *Service) Targets() int { return len(sv.defaults) }
+
+func (sv *Service) runner(id string, t Target) *Runner {
+	return &Runner{
+		ID: id, JS: sv.js, Stream: sv.stream, Target: t, Level: sv.level, Template: sv.tmpl,
+		GroupWait: sv.s.GroupWait, MaxBackoff: 5 * time.Minute, Host: sv.host, Publisher: sv.pub, Log: sv.log, Sent: sv.s.Sent,
+	}
+}
+
+// routeLookback is how far before a route became known its first run
+// starts: the route is stored beside the event stream, not in it, so the
+// first event for it can be stored a little before the route.
+const routeLookback = 10 * time.Minute
+
+// Run delivers until ctx ends, starting a runner for each new route that
+// routes brings; routes may be nil.
+func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	running := map[string]bool{}
+	for _, r := range sv.defaults {
+		running[r.ID] = true
+		wg.Go(func() { sv.run(ctx, r) })
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case rt, ok := <-routes:
+			if !ok {
+				routes = nil
+				continue
+			}
+			if running[rt.ID] {
+				continue
+			}
+			target, err := NewTarget(rt.URL, sv.s.Username)
+			if err != nil {
+				// Not fatal: the container's events go nowhere, but every
+				// other target keeps working.
+				sv.log.Error("notifier: a container's notify URL is not usable; its events are not sent", "target", rt.ID, "err", err)
+				sv.pub.Publish(events.New(events.NotifyFailed, uuid.NewString(), time.Now(), "", events.Data{
+					Host: sv.host, Error: err.Error(), NotifyTarget: rt.ID,
+				}))
+				running[rt.ID] = true
+				continue
+			}
+			r := sv.runner(rt.ID, target)
+			r.StartAt = rt.Since.Add(-routeLookback)
+			running[rt.ID] = true
+			sv.log.Info("notifying a container's own target", "target", target.Name(), "id", rt.ID)
+			wg.Go(func() { sv.run(ctx, r) })
+		}
+	}
+}
+
+func (sv *Service) run(ctx context.Context, r *Runner) {
+	if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+		sv.log.Error("notifier: target stopped", "target", r.Target.Name(), "err", err)
+	}
+}
+
+// RunWatching runs the service with the routes in kv.
+func (sv *Service) RunWatching(ctx context.Context, kv jetstream.KeyValue) error {
+	routes, err := WatchRoutes(ctx, kv, sv.log)
+	if err != nil {
+		return err
+	}
+	return sv.Run(ctx, routes)
+}
+
+// WatchRoutes sends the routes in the bucket, those there now and those
+// added later, until ctx ends.
+func WatchRoutes(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (<-chan Route, error) {
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch notify routes: %w", err)
+	}
+	ch := make(chan Route)
+	go func() {
+		defer close(ch)
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					log.Warn("notifier: the routes watch ended; new container targets are not picked up")
+					return
+				}
+				if e == nil || e.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				select {
+				case ch <- Route{ID: e.Key(), URL: string(e.Value()), Since: e.Created()}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return ch, nil
 }

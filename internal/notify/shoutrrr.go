@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/nicholas-fedor/shoutrrr"
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
+	"github.com/nicholas-fedor/shoutrrr/pkg/util/jsonclient"
 )
 
 // Shoutrrr sends through the maintained Shoutrrr to the services it knows
@@ -33,22 +36,49 @@ func NewShoutrrr(rawURL string) (*Shoutrrr, error) {
 // Name is the target's redacted URL, for logs.
 func (s *Shoutrrr) Name() string { return s.name }
 
-// Notify sends text. Shoutrrr does not say whether a failure is the
-// service's (5xx) or ours (4xx), so every failure is retried.
+// Notify sends text. A failure is retried unless the service refused the
+// message (a 4xx other than 408 and 429), which sending again won't change.
 func (s *Shoutrrr) Notify(ctx context.Context, text string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return true, err
 	}
 	var failed []string
+	retry := false
 	for _, err := range s.sender.Send(text, nil) {
 		if err != nil {
 			failed = append(failed, redactErr(err))
+			retry = retry || !Refused(err)
 		}
 	}
 	if len(failed) > 0 {
-		return true, fmt.Errorf("notify %s: %w: %s", s.name, errSend, strings.Join(failed, "; "))
+		return retry, fmt.Errorf("notify %s: %w: %s", s.name, errSend, strings.Join(failed, "; "))
 	}
 	return false, nil
+}
+
+// statusInText finds an HTTP status in an error's words: Shoutrrr's
+// services report it in their own formats ("401 Unauthorized",
+// "HTTP 404", "Unauthorized (401)"), and only some as a typed error. A
+// host:port has no space before the port, so it does not match.
+var statusInText = regexp.MustCompile(`(?:^|[\s(])([45]\d\d)(?:[\s),:]|$)`)
+
+// Refused reports whether err says the service refused the request
+// itself: a 4xx other than 408 (timeout) and 429 (too many requests).
+func Refused(err error) bool {
+	var je jsonclient.Error
+	if errors.As(err, &je) && je.StatusCode != 0 {
+		return clientStatus(je.StatusCode)
+	}
+	m := statusInText.FindStringSubmatch(err.Error())
+	if m == nil {
+		return false
+	}
+	code, _ := strconv.Atoi(m[1])
+	return clientStatus(code)
+}
+
+func clientStatus(code int) bool {
+	return code >= 400 && code < 500 && code != 408 && code != 429
 }
 
 var errSend = errors.New("send failed")

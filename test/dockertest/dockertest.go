@@ -118,6 +118,8 @@ type Spec struct {
 	Env    map[string]string
 	// Args are extra docker run arguments.
 	Args []string
+	// Cmd is the fixture's command, such as receive; none serves.
+	Cmd []string
 }
 
 // Start starts a fixture container.
@@ -131,6 +133,7 @@ func (e *Env) Start(s Spec) (string, error) {
 	}
 	args = append(args, s.Args...)
 	args = append(args, e.Image)
+	args = append(args, s.Cmd...)
 	id, err := Docker(args...)
 	if err != nil {
 		return "", fmt.Errorf("run fixture %s: %w", s.Name, err)

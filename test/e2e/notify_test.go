@@ -14,6 +14,7 @@ import (
 
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/gotify"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -107,5 +108,75 @@ func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 		if n := strings.Count(all, name+": restarted"); n != 1 {
 			t.Errorf("%s's restart was told %d times, want once", name, n)
 		}
+	}
+}
+
+// A container's own notify_url and notify_level labels send its events to
+// its own target at its own level, instead of the default target; the
+// message carries the failed probe's output.
+func TestContainerLabelsPickTheTarget(t *testing.T) {
+	label := "hmd-route-" + env.RunID
+	defSrv, defTexts := slackReceiver(t)
+	ownSrv, ownTexts := slackReceiver(t)
+	startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", defSrv.URL+"/hooks/default",
+		"--notify-level", "warning", "--notify-group-wait", "300ms")
+	routed := "hmd-route-own-" + env.RunID
+	plain := "hmd-route-plain-" + env.RunID
+	env.Run(t, dockertest.Spec{Name: routed, Labels: map[string]string{
+		label: "true", label + ".notify_url": ownSrv.URL + "/hooks/own", label + ".notify_level": "debug",
+	}, Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "300ms"}})
+	text, ok := ownTexts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, routed+": restarted") })
+	if !ok {
+		t.Fatalf("%s's restart did not reach its own target", routed)
+	}
+	if !strings.Contains(text, "last probe said: fixture run 1: sick") {
+		t.Errorf("the message lacks the failed probe's output: %q", text)
+	}
+	// The default target is at warning: it hears of a frame limit, and by
+	// then it would have had the routed restart had it taken it.
+	env.Run(t, dockertest.Spec{Name: plain, Labels: map[string]string{label: "true", label + ".max_restarts_in_frame": "1", label + ".frame_size": "10m"},
+		Env: map[string]string{"FIXTURE_SICK_RUNS": "99", "FIXTURE_UNHEALTHY_AFTER": "300ms"}})
+	if _, ok := defTexts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, plain+": not restarted") }); !ok {
+		t.Fatalf("the default target was not told of %s's frame limit", plain)
+	}
+	for _, s := range defTexts.All(func(string) bool { return true }) {
+		if strings.Contains(s, routed) {
+			t.Errorf("the default target got the routed container's event: %q", s)
+		}
+	}
+	for _, s := range ownTexts.All(func(string) bool { return true }) {
+		if strings.Contains(s, plain) {
+			t.Errorf("the container's own target got another container's event: %q", s)
+		}
+	}
+}
+
+// A heal reaches a real Gotify server through Shoutrrr; a wrong token is a
+// refusal, published as notify.failed and not retried.
+func TestGotifyReceivesTheHeal(t *testing.T) {
+	bin, err := gotify.Build()
+	if err != nil {
+		t.Fatalf("gotify: %v", err)
+	}
+	g, err := gotify.Start(bin, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Stop)
+	label := "hmd-gotify-" + env.RunID
+	name := "hmd-gotify-" + env.RunID
+	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-level", "debug", "--notify-group-wait", "300ms",
+		"--notify-url", g.ShoutrrrURL(g.AppToken)+","+g.ShoutrrrURL("AwrongTokenXyz1"))
+	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true"}, Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "300ms"}})
+	m, err := g.WaitFor(wait, func(m gotify.Message) bool { return strings.Contains(m.Message, name+": restarted") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Message, "last probe said: fixture run 1: sick") {
+		t.Errorf("gotify message lacks the probe output: %+v", m)
+	}
+	failed := h.got.wait(t, wait, "notify.failed for the wrong token", func(e events.Event) bool { return e.Kind() == events.NotifyFailed })
+	if !strings.Contains(failed.Data.Error, "401") || strings.Contains(failed.Data.Error, "AwrongTokenXyz1") || strings.Contains(failed.Data.Reason, "AwrongTokenXyz1") {
+		t.Errorf("notify.failed should say 401 and hide the token: %+v", failed.Data)
 	}
 }

@@ -12,29 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/healmydocker/healmydocker/test/waitlog"
 )
-
-// syncBuffer is a buffer that a process writes while a test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runHealer starts the healer binary and returns once <prefix>/readyz
 // says 200.
@@ -199,11 +182,11 @@ func TestHealthcheckCommand(t *testing.T) {
 // startProcess runs bin with args and environ until the test ends, logging
 // its stderr if the test failed. It dies with the test binary: one that
 // outlived a crashed test would act on the next test's containers.
-func startProcess(t *testing.T, bin string, args, environ []string) *syncBuffer {
+func startProcess(t *testing.T, bin string, args, environ []string) *waitlog.Buffer {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = environ
-	stderr := &syncBuffer{}
+	stderr := &waitlog.Buffer{}
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -43,6 +43,7 @@ type Server struct {
 	history    []events.Message
 	subs       map[chan events.Message]struct{}
 	streams    chan struct{} // closed to cut every event stream
+	garbage    []byte        // written by streams as they are cut
 	calls      []string
 	last       int64
 }
@@ -77,6 +78,16 @@ func (s *Server) Add(c Container) {
 	defer s.mu.Unlock()
 	cc := c
 	s.containers[c.ID] = &cc
+}
+
+// SetHealth changes a container's health without an event, as when the
+// daemon dropped the event for a slow subscriber.
+func (s *Server) SetHealth(id, health string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.containers[id]; c != nil {
+		c.Health = health
+	}
 }
 
 // Calls lists the mutating requests received, as "restart <id>".
@@ -131,18 +142,29 @@ func (s *Server) emitAtLocked(id string, action events.Action, extra map[string]
 	m := events.Message{Type: events.ContainerEventType, Action: action, Actor: events.Actor{ID: id, Attributes: attrs}, Scope: "local", Time: now / 1e9, TimeNano: now}
 	s.history = append(s.history, m)
 	for ch := range s.subs {
+		// Like the daemon: a subscriber that does not take an event within
+		// 100 ms loses it.
 		select {
 		case ch <- m:
-		default: // like the daemon: a slow subscriber loses events
+		default:
+			select {
+			case ch <- m:
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
 	return m
 }
 
 // CutStreams ends every open event stream, as a daemon restart would.
-func (s *Server) CutStreams() {
+func (s *Server) CutStreams() { s.CutWithGarbage(nil) }
+
+// CutWithGarbage writes b (malformed or truncated JSON) on every event
+// stream, then cuts them: a daemon or a proxy that broke mid-event.
+func (s *Server) CutWithGarbage(b []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.garbage = b
 	// Unsubscribe now, so no later event reaches a stream being cut.
 	clear(s.subs)
 	close(s.streams)
@@ -205,6 +227,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	s.subs[ch] = struct{}{}
 	cut := s.streams
 	s.mu.Unlock()
+	garbage := func() []byte {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.garbage
+	}
 	defer func() {
 		s.mu.Lock()
 		delete(s.subs, ch)
@@ -229,6 +256,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-cut:
+			if g := garbage(); g != nil {
+				_, _ = w.Write(g)
+				if fl != nil {
+					fl.Flush()
+				}
+			}
 			return
 		case m := <-ch:
 			if err := enc.Encode(m); err != nil {

@@ -32,8 +32,30 @@ func main() {
 	sizes := flag.String("sizes", "10,40", "containers turning unhealthy together, per round")
 	interval := flag.Duration("health-interval", 100*time.Millisecond, "fixture health-check interval")
 	logLevel := flag.String("healer-log-level", "warn", "the healer's log level")
+	image := flag.String("image", "healmydocker:local", "the project's image, whose size is reported (empty: none)")
+	fleet := flag.Int("fleet-storm", 500, "containers per host in the fleet ingest storm (0: skip)")
+	only := flag.String("only", "", "run only this part: fleet or footprint")
+	idle := flag.Duration("idle", 30*time.Second, "idle window for CPU time")
 	flag.Parse()
-	if err := run(*healer, *floor, *out, *rounds, *sizes, *interval, *logLevel); err != nil {
+	if *only == "footprint" {
+		sec, err := footprint(*healer, *idle)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hmdbench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s\nProduced by `%s` on %s.\n", sec, strings.Join(os.Args, " "), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+		return
+	}
+	if *only == "fleet" {
+		sec, err := fleetIngest(*healer, *fleet)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hmdbench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s\nProduced by `%s` on %s.\n", sec, strings.Join(os.Args, " "), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+		return
+	}
+	if err := run(*healer, *floor, *out, *rounds, *sizes, *interval, *logLevel, *image, *fleet, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "hmdbench:", err)
 		os.Exit(1)
 	}
@@ -43,9 +65,12 @@ type result struct {
 	p50, p90, max time.Duration
 	// extra counts restarts beyond one per container in the round.
 	extra int
+	// storm is from the first unhealthy event to the last container
+	// healthy again.
+	storm time.Duration
 }
 
-func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval time.Duration, logLevel string) error {
+func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval time.Duration, logLevel, image string, fleetSize int, idle time.Duration) error {
 	env, err := dockertest.Setup()
 	if err != nil {
 		return err
@@ -68,6 +93,7 @@ func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval
 	fmt.Fprintf(&report, "Rounds of the healer and of the floor program (a goroutine calling ContainerRestart per unhealthy event, no policy, no bus) alternate; each figure is the median over %d rounds of that round's percentile.\n\n", rounds)
 	fmt.Fprintf(&report, "| N | program | p50 | p90 | max | healed |\n|---|---|---|---|---|---|\n")
 	var verdicts []string
+	healerStorm := map[int]time.Duration{}
 	for _, n := range sizes {
 		res := map[string][]result{}
 		healed := map[string]string{}
@@ -87,6 +113,7 @@ func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval
 			// A round that leaves a container unhealed fails the whole run.
 			healed[prog] = fmt.Sprintf("%d/%d in each of %d rounds, %d extra restarts", n, n, rounds, x)
 		}
+		healerStorm[n] = median(res["healer"], func(r result) time.Duration { return r.storm })
 		med := map[string]result{}
 		for prog, rs := range res {
 			med[prog] = result{
@@ -105,7 +132,35 @@ func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval
 		verdicts = append(verdicts, fmt.Sprintf("- N=%d: healer/floor = %.2f at p50, %.2f at p90: %s the target of 1.2.", n, r50, r90, ok))
 	}
 	fmt.Fprintf(&report, "\n%s\n", strings.Join(verdicts, "\n"))
+	if hs, ok := healerStorm[40]; ok {
+		var cli []result
+		for r := range rounds {
+			rr, err := b.round("cli", 40, r)
+			if err != nil {
+				return fmt.Errorf("cli round %d: %w", r, err)
+			}
+			fmt.Fprintf(os.Stderr, "n=40 round=%d cli: storm %s\n", r, ms(rr.storm))
+			cli = append(cli, rr)
+		}
+		cs := median(cli, func(r result) time.Duration { return r.storm })
+		fmt.Fprintf(&report, "\n## Restart storm\n\n40 containers turn unhealthy at the same instant; from the first `health_status: unhealthy` to the last container `healthy` again after its restart, on the daemon's clock, median of %d rounds. ", rounds)
+		fmt.Fprintf(&report, "The reference runs `docker restart` for all 40 at once from the CLI (40 processes) as soon as the first turns unhealthy. The healer runs with its default concurrency bound (64).\n\n")
+		fmt.Fprintf(&report, "| program | storm healed in |\n|---|---|\n| healer | %s |\n| 40 × `docker restart` in parallel | %s |\n\nhealer/CLI = %.2f.\n", ms(hs), ms(cs), float64(hs)/float64(cs))
+	}
 	fmt.Fprintf(&report, "\n## The healer's own time\n\nFrom reading the Docker event to sending the restart request (`hmd_heal_decision_seconds`, all healer rounds together): %.0f restarts, p99 %s. Target: p99 ≤ 1 ms. Publishing to JetStream is not on this path: the healer only appends to an in-memory queue.\n\nCumulative counts: %s.\n", b.decisions.count, b.decisions.p99(), b.decisions)
+	report.WriteString(sizesSection(healerBin, image))
+	fp, err := footprint(healerBin, idle)
+	if err != nil {
+		return fmt.Errorf("footprint: %w", err)
+	}
+	report.WriteString(fp)
+	if fleetSize > 0 {
+		sec, err := fleetIngest(healerBin, fleetSize)
+		if err != nil {
+			return fmt.Errorf("fleet ingest: %w", err)
+		}
+		report.WriteString(sec)
+	}
 	if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
 		return err
 	}
@@ -194,14 +249,38 @@ func (b *bench) round(prog string, n, r int) (result, error) {
 			return result{}, err
 		}
 	}
+	if prog == "cli" {
+		// The reference: `docker restart` of every container at once from
+		// the CLI, as soon as the first turns unhealthy.
+		go func() {
+			if _, ok := stream.WaitFor(time.Until(at)+60*time.Second, func(e dockertest.Event) bool {
+				return strings.HasPrefix(e.Name(), label+"-") && e.Action == "health_status: unhealthy"
+			}); !ok {
+				return
+			}
+			var cwg sync.WaitGroup
+			for _, name := range names {
+				cwg.Go(func() { _ = exec.Command("docker", "restart", name).Run() })
+			}
+			cwg.Wait()
+		}()
+	}
 	var lat []time.Duration
+	var first, last int64
 	for _, name := range names {
-		u, ok := stream.WaitFor(time.Until(at)+60*time.Second, dockertest.Is(name, "health_status: unhealthy"))
-		if !ok {
+		wait := time.Until(at) + 60*time.Second
+		if prog == "cli" {
+			// Restarted at the first one's turn, it may never turn unhealthy.
+			wait = time.Until(at) + 5*time.Second
+		}
+		u, sick := stream.WaitFor(wait, dockertest.Is(name, "health_status: unhealthy"))
+		if !sick && prog != "cli" {
 			return result{}, fmt.Errorf("%s never turned unhealthy", name)
 		}
 		k, ok := stream.WaitFor(30*time.Second, func(e dockertest.Event) bool {
-			return dockertest.Is(name, "kill")(e) && e.TimeNano >= u.TimeNano
+			// The CLI restarts them all at the first one's turn, some
+			// before their own: any kill of a fresh container is its restart.
+			return dockertest.Is(name, "kill")(e) && (prog == "cli" || e.TimeNano >= u.TimeNano)
 		})
 		if !ok {
 			return result{}, fmt.Errorf("%s was not restarted within 30s of turning unhealthy", name)
@@ -211,7 +290,19 @@ func (b *bench) round(prog string, n, r int) (result, error) {
 		}); !ok {
 			return result{}, fmt.Errorf("%s was not started again within 30s", name)
 		}
-		lat = append(lat, time.Duration(k.TimeNano-u.TimeNano))
+		h, ok := stream.WaitFor(30*time.Second, func(e dockertest.Event) bool {
+			return dockertest.Is(name, "health_status: healthy")(e) && e.TimeNano > k.TimeNano
+		})
+		if !ok {
+			return result{}, fmt.Errorf("%s was not healthy again within 30s of its restart", name)
+		}
+		if sick {
+			lat = append(lat, time.Duration(k.TimeNano-u.TimeNano))
+			if first == 0 || u.TimeNano < first {
+				first = u.TimeNano
+			}
+		}
+		last = max(last, h.TimeNano)
 	}
 	if prog == "healer" {
 		if err := b.scrape(); err != nil {
@@ -222,7 +313,7 @@ func (b *bench) round(prog string, n, r int) (result, error) {
 	for _, name := range names {
 		extra += max(len(stream.All(dockertest.Is(name, "kill")))-1, 0)
 	}
-	return result{p50: percentile(lat, 0.5), p90: percentile(lat, 0.9), max: percentile(lat, 1), extra: extra}, nil
+	return result{p50: percentile(lat, 0.5), p90: percentile(lat, 0.9), max: percentile(lat, 1), extra: extra, storm: time.Duration(last - first)}, nil
 }
 
 var metricsURL string
@@ -231,6 +322,8 @@ var metricsURL string
 func (b *bench) start(prog, label string) (func(), error) {
 	var cmd *exec.Cmd
 	switch prog {
+	case "cli":
+		return func() {}, nil
 	case "floor":
 		cmd = exec.Command(b.floorBin, "-label", label+"=true")
 	default:
@@ -347,4 +440,25 @@ func (h histogram) p99() string {
 		}
 	}
 	return "> largest bucket"
+}
+
+// sizesSection reports the binaries next to healerBin and the image.
+func sizesSection(healerBin, image string) string {
+	var b strings.Builder
+	b.WriteString("\n## Binary and image size\n\n| artifact | size |\n|---|---|\n")
+	dir := filepath.Dir(healerBin)
+	for _, name := range []string{"healer", "notifier", "cleaner"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			fmt.Fprintf(&b, "| `bin/%s` (static, stripped) | %.1f MB |\n", name, float64(fi.Size())/1e6)
+		}
+	}
+	if image != "" {
+		out, err := exec.Command("docker", "image", "inspect", "-f", "{{.Size}}", image).Output()
+		if n, perr := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && perr == nil {
+			fmt.Fprintf(&b, "| image `%s`, uncompressed (one binary; notifier and cleaner are links to it) | %.1f MB (%d bytes); target ≤ 30 MB |\n", image, float64(n)/1e6, n)
+		} else {
+			fmt.Fprintf(&b, "| image `%s` | not built (run `make image`) |\n", image)
+		}
+	}
+	return b.String()
 }

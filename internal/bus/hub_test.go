@@ -1,0 +1,106 @@
+package bus
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Three leaf nodes in their own domains join a hub: the fleet stream holds
+// each host's events once, old and live, and no host stores another's.
+func TestFleetSourcesEachHostOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, cport, _ := net.SplitHostPort(freeAddr(t))
+	_, lport, _ := net.SplitHostPort(freeAddr(t))
+	cp, _ := strconv.Atoi(cport)
+	lp, _ := strconv.Atoi(lport)
+	hs, err := server.NewServer(&server.Options{ServerName: "hub", Host: "127.0.0.1", Port: cp, NoSigs: true, JetStream: true, JetStreamDomain: "hub",
+		StoreDir: t.TempDir(), LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: lp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Start()
+	defer hs.Shutdown()
+	if !hs.ReadyForConnections(5 * time.Second) {
+		t.Fatal("hub not ready")
+	}
+	hosts := []string{"ha", "hb", "hc"}
+	buses := map[string]*Bus{}
+	for _, d := range hosts {
+		b, err := Open(ctx, Options{DataDir: t.TempDir(), Domain: d, HubURL: "nats://127.0.0.1:" + lport, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		buses[d] = b
+		if _, err := b.JetStream().Publish(ctx, "hmd."+d+".web.x.old", []byte("old-"+d), jetstream.WithMsgID("old-"+d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range hosts {
+		deadline := time.Now().Add(10 * time.Second)
+		for !buses[d].HubLinked() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never linked to the hub", d)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		js, _ := jetstream.NewWithDomain(buses[d].Conn(), DefaultHubDomain)
+		if err := ensureSource(ctx, js, FleetStream, &jetstream.StreamSource{Name: EventsStream, External: &jetstream.ExternalStream{APIPrefix: "$JS." + d + ".API"}}); err != nil {
+			t.Fatalf("%s joining: %v", d, err)
+		}
+	}
+	for _, d := range hosts {
+		if _, err := buses[d].JetStream().Publish(ctx, "hmd."+d+".web.x.live", []byte("live-"+d), jetstream.WithMsgID("live-"+d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc, err := nats.Connect("nats://127.0.0.1:" + cport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	want := len(hosts) * 2
+	var got map[string]int
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got = map[string]int{}
+		if s, err := js.Stream(ctx, FleetStream); err == nil {
+			for i := uint64(1); i <= s.CachedInfo().State.LastSeq; i++ {
+				if m, err := s.GetMsg(ctx, i); err == nil {
+					got[string(m.Data)]++
+				}
+			}
+		}
+		if len(got) == want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, d := range hosts {
+		for _, k := range []string{"old-", "live-"} {
+			if n := got[k+d]; n != 1 {
+				t.Errorf("%s%s is in the fleet stream %d times, want once", k, d, n)
+			}
+		}
+		s, err := buses[d].JetStream().Stream(ctx, EventsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := s.CachedInfo().State.Msgs; n != 2 {
+			t.Errorf("%s's own stream holds %d events, want its 2: another host's came in", d, n)
+		}
+	}
+	if len(got) != want {
+		t.Errorf("fleet stream: %v", got)
+	}
+}

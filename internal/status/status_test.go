@@ -1,0 +1,85 @@
+package status
+
+import (
+	"testing"
+	"time"
+
+	"github.com/healmydocker/healmydocker/internal/events"
+)
+
+func TestView(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	fs := now.Add(-time.Minute)
+	ev := func(k events.Kind, at time.Duration, id string, d events.Data) events.Event {
+		d.Host, d.ContainerID = "h", id
+		if id != "" {
+			d.Container = "web-" + id
+		}
+		return events.New(k, string(k)+id+at.String(), now.Add(at), d.Container, d)
+	}
+	tests := []struct {
+		name   string
+		events []events.Event
+		want   map[string]Container // by id: only the fields checked
+		feed   int
+	}{
+		{"restart counts and health", []events.Event{
+			ev(events.DockerUnhealthy, -3*time.Minute, "a", events.Data{}),
+			ev(events.RestartRequested, -3*time.Minute, "a", events.Data{FrameRestarts: 2, FrameStart: &fs}),
+			ev(events.RestartSucceeded, -3*time.Minute, "a", events.Data{Reason: "health_status: unhealthy"}),
+			ev(events.DockerStart, -3*time.Minute, "a", events.Data{}),
+			ev(events.DockerHealthy, -2*time.Minute, "a", events.Data{}),
+		}, map[string]Container{"a": {Name: "web-a", Health: "healthy", State: "running", RestartsInFrame: 2, Restarts: []Restart{{OK: true}}}}, 5},
+		{"restarts older than a day leave the timeline", []events.Event{
+			ev(events.RestartFailed, -25*time.Hour, "a", events.Data{Error: "boom"}),
+			ev(events.RestartSucceeded, -23*time.Hour, "a", events.Data{}),
+		}, map[string]Container{"a": {Name: "web-a", Restarts: []Restart{{OK: true}}}}, 2},
+		{"given up until the next restart", []events.Event{
+			ev(events.GaveUp, -time.Hour, "a", events.Data{}),
+			ev(events.GaveUp, -time.Hour, "b", events.Data{}),
+			ev(events.RestartRequested, -time.Minute, "b", events.Data{FrameRestarts: 1}),
+		}, map[string]Container{"a": {Name: "web-a", GivenUp: true}, "b": {Name: "web-b", RestartsInFrame: 1}}, 3},
+		{"destroyed containers go, healer events only feed", []events.Event{
+			ev(events.DockerStart, -time.Hour, "a", events.Data{}),
+			ev(events.DockerDestroy, -time.Minute, "a", events.Data{}),
+			ev(events.DockerLost, -time.Minute, "", events.Data{Error: "socket gone"}),
+		}, map[string]Container{}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v := NewView()
+			for _, e := range tt.events {
+				v.Apply(e)
+			}
+			s := v.Snapshot(now, 100)
+			if len(s.Containers) != len(tt.want) {
+				t.Fatalf("got %d containers, want %d: %+v", len(s.Containers), len(tt.want), s.Containers)
+			}
+			for _, c := range s.Containers {
+				w, ok := tt.want[c.ID]
+				if !ok {
+					t.Fatalf("unexpected container %s", c.ID)
+				}
+				if c.Name != w.Name || c.Health != w.Health || c.State != w.State || c.RestartsInFrame != w.RestartsInFrame || c.GivenUp != w.GivenUp || len(c.Restarts) != len(w.Restarts) {
+					t.Errorf("%s = %+v, want %+v", c.ID, c, w)
+				}
+				for i := range w.Restarts {
+					if c.Restarts[i].OK != w.Restarts[i].OK {
+						t.Errorf("%s restart %d ok = %v", c.ID, i, c.Restarts[i].OK)
+					}
+				}
+			}
+			if len(s.Events) != tt.feed {
+				t.Errorf("feed has %d events, want %d", len(s.Events), tt.feed)
+			}
+			if len(s.Events) > 1 && s.Events[0].Time.Before(s.Events[len(s.Events)-1].Time) {
+				t.Errorf("feed is not newest first")
+			}
+			if lim := v.Snapshot(now, 1); len(lim.Events) > 1 {
+				t.Errorf("limit 1 gave %d events", len(lim.Events))
+			}
+		})
+	}
+}

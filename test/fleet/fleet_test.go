@@ -1,0 +1,581 @@
+// Package fleet tests HealMyDocker across hosts: three healers, each a real
+// process against its own fake Docker Engine API (three real engines are
+// too heavy for one 2-CPU machine; the fake speaks the API subset the
+// healer uses), joined as leaf nodes to a real nats-server hub run here.
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/events"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	hmd "github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/waitlog"
+)
+
+const wait = 30 * time.Second
+
+var healerBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hmd-fleet-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL:", err)
+		os.Exit(1)
+	}
+	healerBin = filepath.Join(dir, "healer")
+	build := exec.Command("go", "build", "-o", healerBin, "../../cmd/healer")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: build healer: %v: %s\n", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// hub is a real nats-server: clients on one port, leaf nodes on another,
+// JetStream in domain "hub". It can be stopped and started on the same
+// store and ports.
+type hub struct {
+	t                    *testing.T
+	dir                  string
+	clientPort, leafPort int
+	srv                  *server.Server
+}
+
+func startHub(t *testing.T) *hub {
+	h := &hub{t: t, dir: t.TempDir(), clientPort: freePort(t), leafPort: freePort(t)}
+	h.start()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *hub) start() {
+	h.t.Helper()
+	opts := &server.Options{
+		ServerName: "hub", Host: "127.0.0.1", Port: h.clientPort, NoSigs: true,
+		JetStream: true, JetStreamDomain: "hub", StoreDir: h.dir,
+		Users: []*server.User{{Username: "ops", Password: "ops-pw"}},
+		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: h.leafPort, NoAdvertise: true,
+			Users: []*server.User{{Username: "leaf", Password: "leaf-pw"}}},
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		h.t.Fatal("hub not ready")
+	}
+	h.srv = srv
+}
+
+func (h *hub) stop() {
+	if h.srv != nil {
+		h.srv.Shutdown()
+		h.srv.WaitForShutdown()
+		h.srv = nil
+	}
+}
+
+func (h *hub) clientURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", h.clientPort) }
+func (h *hub) leafURL() string   { return fmt.Sprintf("nats://127.0.0.1:%d", h.leafPort) }
+
+// fleetEvents reads the whole fleet stream from the hub.
+func (h *hub) fleetEvents(t *testing.T) []hmd.Event {
+	t.Helper()
+	nc, err := nats.Connect(h.clientURL(), nats.UserInfo("ops", "ops-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "HMD_FLEET")
+	if err != nil {
+		return nil
+	}
+	n := s.CachedInfo().State.Msgs
+	var out []hmd.Event
+	if n == 0 {
+		return out
+	}
+	c, err := js.OrderedConsumer(ctx, "HMD_FLEET", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("read the fleet stream: %v", err)
+		}
+		e, err := hmd.Unmarshal(m.Data())
+		if err != nil {
+			t.Fatalf("undecodable event in the fleet stream: %v", err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// waitFleet waits until the fleet stream holds what match wants.
+func (h *hub) waitFleet(t *testing.T, what string, match func([]hmd.Event) bool) []hmd.Event {
+	t.Helper()
+	return h.waitFleetFor(t, wait, what, match)
+}
+
+func (h *hub) waitFleetFor(t *testing.T, d time.Duration, what string, match func([]hmd.Event) bool) []hmd.Event {
+	t.Helper()
+	start := time.Now()
+	defer func() { t.Logf("the fleet stream had %s after %s", what, time.Since(start).Round(time.Millisecond)) }()
+	deadline := time.Now().Add(d)
+	for {
+		evs := h.fleetEvents(t)
+		if match(evs) {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for _, e := range evs {
+				fmt.Fprintf(&b, "\n  %s %s %s %s", e.Data.Host, e.Subject, e.Kind(), e.Time.Format("15:04:05.000"))
+			}
+			t.Fatalf("the hub's fleet stream never had %s (%d events):%s", what, len(evs), b.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// restarted counts restart_succeeded events of container on host.
+func restarted(evs []hmd.Event, host, container string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Kind() == hmd.RestartSucceeded && e.Data.Host == host && e.Subject == container {
+			n++
+		}
+	}
+	return n
+}
+
+func noDuplicates(t *testing.T, evs []hmd.Event) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if seen[e.ID] {
+			t.Errorf("event %s (%s %s) is in the fleet stream twice", e.ID, e.Data.Host, e.Kind())
+		}
+		seen[e.ID] = true
+	}
+}
+
+// host is one healer process against its own fake engine.
+type host struct {
+	name   string
+	fake   *fakedocker.Server
+	stderr *waitlog.Buffer
+}
+
+func startHost(t *testing.T, name, hubURL, leafUser, leafPass string) *host {
+	t.Helper()
+	dir := t.TempDir()
+	fake, err := fakedocker.Start(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fake.Close() })
+	h := &host{name: name, fake: fake, stderr: &waitlog.Buffer{}}
+	cmd := exec.Command(healerBin)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+fake.Host(), "HMD_DATA_DIR="+filepath.Join(dir, "data"), "HMD_HTTP_PORT=0",
+		"HMD_HOST_NAME="+name, "HMD_HUB_URL="+hubURL, "HMD_HUB_USER="+leafUser, "HMD_HUB_PASSWORD="+leafPass)
+	cmd.Stderr = h.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", name, h.stderr.String())
+		}
+	})
+	return h
+}
+
+// sick adds a selected container to the host's engine and makes it
+// unhealthy; it returns the container's name.
+func (h *host) sick(t *testing.T, name string) string {
+	t.Helper()
+	id := fmt.Sprintf("%-12s", strings.ReplaceAll(name, "-", ""))[:12] + "00"
+	h.fake.Add(fakedocker.Container{ID: id, Name: name, Running: true, Health: "healthy", Labels: map[string]string{"healme": "true"}})
+	h.fake.Emit(id, events.ActionHealthStatusUnhealthy, nil)
+	return name
+}
+
+// healed waits until the host's engine was asked to restart name.
+func (h *host) healed(t *testing.T, name string) {
+	t.Helper()
+	id := fmt.Sprintf("%-12s", strings.ReplaceAll(name, "-", ""))[:12] + "00"
+	deadline := time.Now().Add(wait)
+	for !containsCall(h.fake.Calls(), "restart "+id) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not restart %s (calls %v)", h.name, name, h.fake.Calls())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func containsCall(calls []string, c string) bool {
+	for _, x := range calls {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// waitReady waits until the host's events reach the fleet stream.
+func waitJoined(t *testing.T, hb *hub, hosts ...*host) {
+	t.Helper()
+	hb.waitFleet(t, "every host's healer.started", func(evs []hmd.Event) bool {
+		for _, h := range hosts {
+			found := false
+			for _, e := range evs {
+				found = found || e.Kind() == hmd.HealerStarted && e.Data.Host == h.name
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// proxy is a TCP relay that can cut its links, for one host losing its
+// link to the hub while the others keep theirs.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	open   bool
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, open: true}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if !p.open {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.set(false) })
+	return p
+}
+
+func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
+
+// set opens or cuts the link; cut drops what is connected and refuses more.
+func (p *proxy) set(open bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.open = open
+	if !open {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+// (a) Restarts on all three hosts appear once each in the hub's fleet
+// stream; (b) with the hub down every host still heals, and the hub has
+// every event after it returns, none twice; (c) one host losing its link
+// does not hold up the others, and catches up when it is back.
+func TestFleet(t *testing.T) {
+	hb := startHub(t)
+	px := startProxy(t, fmt.Sprintf("127.0.0.1:%d", hb.leafPort))
+	a := startHost(t, "host-a", hb.leafURL(), "leaf", "leaf-pw")
+	b := startHost(t, "host-b", hb.leafURL(), "leaf", "leaf-pw")
+	c := startHost(t, "host-c", px.url(), "leaf", "leaf-pw")
+	hosts := []*host{a, b, c}
+	waitJoined(t, hb, hosts...)
+
+	// (a)
+	for _, h := range hosts {
+		h.sick(t, "web-a")
+	}
+	for _, h := range hosts {
+		h.healed(t, "web-a")
+	}
+	evs := hb.waitFleet(t, "the restart on every host", func(evs []hmd.Event) bool {
+		return restarted(evs, "host-a", "web-a") == 1 && restarted(evs, "host-b", "web-a") == 1 && restarted(evs, "host-c", "web-a") == 1
+	})
+	noDuplicates(t, evs)
+	checkHubViews(t, hb, hosts)
+
+	// (b) The hub goes down: every host heals on its own.
+	hb.stop()
+	for _, h := range hosts {
+		h.sick(t, "web-b")
+	}
+	for _, h := range hosts {
+		h.healed(t, "web-b")
+	}
+	hb.start()
+	evs = hb.waitFleetFor(t, 3*time.Minute, "the restarts made while the hub was down", func(evs []hmd.Event) bool {
+		for _, h := range hosts {
+			if restarted(evs, h.name, "web-b") != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	noDuplicates(t, evs)
+	for _, h := range hosts {
+		if n := restarted(evs, h.name, "web-a"); n != 1 {
+			t.Errorf("%s's first restart is in the fleet stream %d times", h.name, n)
+		}
+	}
+
+	// (c) host-c loses its link; the others' events still arrive.
+	px.set(false)
+	for _, h := range hosts {
+		h.sick(t, "web-c")
+		h.healed(t, "web-c")
+	}
+	evs = hb.waitFleet(t, "host-a's and host-b's restarts", func(evs []hmd.Event) bool {
+		return restarted(evs, "host-a", "web-c") == 1 && restarted(evs, "host-b", "web-c") == 1
+	})
+	if n := restarted(evs, "host-c", "web-c"); n != 0 {
+		t.Errorf("host-c's restart reached the hub through a cut link (%d)", n)
+	}
+	px.set(true)
+	evs = hb.waitFleet(t, "host-c's restart after its link came back", func(evs []hmd.Event) bool {
+		return restarted(evs, "host-c", "web-c") == 1
+	})
+	noDuplicates(t, evs)
+	if !strings.Contains(c.stderr.String(), "hub link down") {
+		t.Errorf("host-c did not log that its hub link went down")
+	}
+}
+
+// (d) A central notifier on the hub sends one grouped message for a storm
+// across hosts.
+func TestCentralNotifierGroupsAStormAcrossHosts(t *testing.T) {
+	hb := startHub(t)
+	var mu sync.Mutex
+	var texts []string
+	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Text string `json:"text"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Text == "" {
+			t.Errorf("not a Slack payload: %v", err)
+		}
+		mu.Lock()
+		texts = append(texts, body.Text)
+		mu.Unlock()
+	}))
+	defer rec.Close()
+	hosts := []*host{
+		startHost(t, "host-a", hb.leafURL(), "leaf", "leaf-pw"),
+		startHost(t, "host-b", hb.leafURL(), "leaf", "leaf-pw"),
+		startHost(t, "host-c", hb.leafURL(), "leaf", "leaf-pw"),
+	}
+	waitJoined(t, hb, hosts...)
+	notifier := exec.Command(healerBin, "notifier")
+	notifier.Env = append(os.Environ(), "HMD_NATS_URL="+hb.clientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw",
+		"HMD_EVENTS_STREAM=HMD_FLEET", "HMD_NOTIFY_URL="+rec.URL+"/hooks/fleet", "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=3s", "HMD_HOST_NAME=hub")
+	nerr := &waitlog.Buffer{}
+	notifier.Stderr = nerr
+	notifier.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := notifier.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = notifier.Process.Signal(os.Interrupt)
+		_ = notifier.Wait()
+		if t.Failed() {
+			t.Logf("notifier stderr:\n%s", nerr.String())
+		}
+	}()
+	// The notifier starts at new events: wait for its consumer.
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(nerr.String(), "notifier started") {
+		if time.Now().After(deadline) {
+			t.Fatal("the central notifier did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	const per = 5
+	for _, h := range hosts {
+		for i := range per {
+			h.sick(t, fmt.Sprintf("storm-%d", i))
+		}
+	}
+	deadline = time.Now().Add(wait)
+	for {
+		mu.Lock()
+		all := strings.Join(texts, "\n")
+		n := len(texts)
+		mu.Unlock()
+		if strings.Count(all, ": restarted") == per*len(hosts) {
+			if n > 2 {
+				t.Errorf("a storm of %d restarts on %d hosts took %d messages, want one (two at most)", per*len(hosts), len(hosts), n)
+			}
+			mu.Lock()
+			first := texts[0]
+			mu.Unlock()
+			for _, h := range hosts {
+				if !strings.Contains(first, "["+h.name+"]") {
+					t.Errorf("the first message does not group %s's restarts:\n%s", h.name, first)
+				}
+			}
+			t.Logf("%d restarts on %d hosts in %d message(s)", per*len(hosts), len(hosts), n)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not every restart was told: %d of %d\n%s", strings.Count(all, ": restarted"), per*len(hosts), all)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// (e) A host with wrong leaf credentials says so clearly and heals locally.
+func TestWrongLeafCredentials(t *testing.T) {
+	hb := startHub(t)
+	h := startHost(t, "host-x", hb.leafURL(), "leaf", "wrong-pw")
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(h.stderr.String(), "refused this host's leaf-node credentials") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no clear error for wrong leaf credentials:\n%s", h.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(h.stderr.String(), "wrong-pw") {
+		t.Error("the log shows the leaf password")
+	}
+	h.sick(t, "web")
+	h.healed(t, "web")
+	if n := strings.Count(h.stderr.String(), "refused this host's leaf-node credentials"); n > 2 {
+		t.Errorf("the refusal was logged %d times in a few seconds; once a minute is enough", n)
+	}
+}
+
+// checkHubViews: `healer events --hub` prints the fleet's history, and
+// `healer ui --hub` serves every host's containers.
+func checkHubViews(t *testing.T, hb *hub, hosts []*host) {
+	t.Helper()
+	creds := []string{"HMD_NATS_URL=" + hb.clientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw"}
+	ev := exec.Command(healerBin, "events", "--hub", "--container", "web-a")
+	ev.Env = append(os.Environ(), creds...)
+	out, err := ev.CombinedOutput()
+	if err != nil {
+		t.Fatalf("healer events --hub: %v\n%s", err, out)
+	}
+	for _, h := range hosts {
+		if !strings.Contains(string(out), h.name) || strings.Count(string(out), "outcome.restart_succeeded") != len(hosts) {
+			t.Errorf("healer events --hub lacks %s's restart:\n%s", h.name, out)
+		}
+	}
+
+	port := freePort(t)
+	ui := exec.Command(healerBin, "ui", "--hub")
+	ui.Env = append(os.Environ(), append(creds, fmt.Sprintf("HMD_HTTP_PORT=%d", port))...)
+	uiErr := &waitlog.Buffer{}
+	ui.Stderr = uiErr
+	ui.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := ui.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ui.Process.Signal(os.Interrupt); _ = ui.Wait() }()
+	var st struct {
+		Fleet      bool     `json:"fleet"`
+		Hosts      []string `json:"hosts"`
+		Containers []struct {
+			Host, Name string
+			Restarts   []struct{ OK bool }
+		} `json:"containers"`
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/?limit=5", port))
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		if err == nil && len(st.Hosts) == len(hosts) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healer ui --hub never listed %d hosts (%v %+v)\n%s", len(hosts), err, st, uiErr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, h := range hosts {
+		found := false
+		for _, c := range st.Containers {
+			found = found || c.Host == h.name && c.Name == "web-a" && len(c.Restarts) == 1 && c.Restarts[0].OK
+		}
+		if !found {
+			t.Errorf("healer ui --hub does not show %s's web-a restart: %+v", h.name, st.Containers)
+		}
+	}
+}
