@@ -94,8 +94,13 @@ func TestCrashedContainerIsStartedAgain(t *testing.T) {
 	crash, done := "hmd-exit3-"+env.RunID, "hmd-exit0-"+env.RunID
 	dockerEvents := env.WatchEvents(t)
 	h := startHealer(t, t.TempDir(), append([]string{"--container-label", label}, fast...)...)
-	env.Run(t, dockertest.Spec{Name: crash, Labels: map[string]string{label: "true"}, Env: map[string]string{"FIXTURE_EXIT_AFTER": "500ms", "FIXTURE_EXIT_CODE": "3", "FIXTURE_SICK_RUNS": "1"}})
-	env.Run(t, dockertest.Spec{Name: done, Labels: map[string]string{label: "true"}, Env: map[string]string{"FIXTURE_EXIT_AFTER": "500ms", "FIXTURE_EXIT_CODE": "0", "FIXTURE_SICK_RUNS": "1"}})
+	// The fixture probes every 100 ms and turns unhealthy on one failure, so a
+	// probe cut off by the exit would be reported as unhealthy before the
+	// die, and healed as such. Three failures, Docker's default, need the
+	// process running to fail.
+	probe := []string{"--health-retries", "3"}
+	env.Run(t, dockertest.Spec{Name: crash, Labels: map[string]string{label: "true"}, Args: probe, Env: map[string]string{"FIXTURE_EXIT_AFTER": "500ms", "FIXTURE_EXIT_CODE": "3", "FIXTURE_SICK_RUNS": "1"}})
+	env.Run(t, dockertest.Spec{Name: done, Labels: map[string]string{label: "true"}, Args: probe, Env: map[string]string{"FIXTURE_EXIT_AFTER": "500ms", "FIXTURE_EXIT_CODE": "0", "FIXTURE_SICK_RUNS": "1"}})
 
 	die := dockerEvents.Wait(t, wait, crash+" die", dockertest.Is(crash, "die"))
 	if die.Actor.Attributes["exitCode"] != "3" {
