@@ -7,6 +7,7 @@ package heal
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -169,7 +170,12 @@ func (h *Healer) Handle(o events.Observed) {
 		}
 		if !h.spawn(func() { h.restart(o, cause, req, policy) }) {
 			h.finish(o, h.derived(events.RestartFailed, cause, o, events.Data{Reason: req.Data.Reason, Error: "healer stopping"}, policy), policy)
+			return
 		}
+		// Hand this processor to the restart, which is next in line for it,
+		// so its request goes out before the next event is read: in a storm
+		// the other processors are busy, and it would wait behind the burst.
+		runtime.Gosched()
 	}
 }
 
