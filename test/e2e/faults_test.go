@@ -80,13 +80,7 @@ func TestFaultNoListenerBeyondHTTP(t *testing.T) {
 	}{{"http on", freePort(t)}, {"http off", 0}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(healerBin, "--data-dir", t.TempDir(), "--http-port", strconv.Itoa(tc.port), "--container-label", "hmd-none-"+env.RunID)
-			stderr := &waitlog.Buffer{}
-			cmd.Stderr = stderr
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+			stderr := waitlog.Start(t, "healer", cmd)
 			deadline := time.Now().Add(wait)
 			for !strings.Contains(stderr.String(), "docker connected") {
 				if time.Now().After(deadline) {

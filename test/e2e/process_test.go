@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -186,18 +185,5 @@ func startProcess(t *testing.T, bin string, args, environ []string) *waitlog.Buf
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = environ
-	stderr := &waitlog.Buffer{}
-	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", bin, stderr.String())
-		}
-	})
-	return stderr
+	return waitlog.Start(t, bin, cmd)
 }

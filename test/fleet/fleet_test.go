@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -216,23 +215,10 @@ func startHost(t *testing.T, name, hubURL, leafUser, leafPass string) *host {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fake.Close() })
-	h := &host{name: name, fake: fake, stderr: &waitlog.Buffer{}}
 	cmd := exec.Command(healerBin)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+fake.Host(), "HMD_DATA_DIR="+filepath.Join(dir, "data"), "HMD_HTTP_PORT=0",
 		"HMD_HOST_NAME="+name, "HMD_HUB_URL="+hubURL, "HMD_HUB_USER="+leafUser, "HMD_HUB_PASSWORD="+leafPass)
-	cmd.Stderr = h.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s stderr:\n%s", name, h.stderr.String())
-		}
-	})
-	return h
+	return &host{name: name, fake: fake, stderr: waitlog.Start(t, name, cmd)}
 }
 
 // sick adds a selected container to the host's engine and makes it
@@ -442,19 +428,7 @@ func TestCentralNotifierGroupsAStormAcrossHosts(t *testing.T) {
 	notifier := exec.Command(healerBin, "notifier")
 	notifier.Env = append(os.Environ(), "HMD_NATS_URL="+hb.clientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw",
 		"HMD_EVENTS_STREAM=HMD_FLEET", "HMD_NOTIFY_URL="+rec.URL+"/hooks/fleet", "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=3s", "HMD_HOST_NAME=hub")
-	nerr := &waitlog.Buffer{}
-	notifier.Stderr = nerr
-	notifier.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := notifier.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = notifier.Process.Signal(os.Interrupt)
-		_ = notifier.Wait()
-		if t.Failed() {
-			t.Logf("notifier stderr:\n%s", nerr.String())
-		}
-	}()
+	nerr := waitlog.Start(t, "notifier", notifier)
 	// The notifier starts at new events: wait for its consumer.
 	deadline := time.Now().Add(wait)
 	for !strings.Contains(nerr.String(), "notifier started") {
@@ -539,13 +513,7 @@ func checkHubViews(t *testing.T, hb *hub, hosts []*host) {
 	port := freePort(t)
 	ui := exec.Command(healerBin, "ui", "--hub")
 	ui.Env = append(os.Environ(), append(creds, fmt.Sprintf("HMD_HTTP_PORT=%d", port))...)
-	uiErr := &waitlog.Buffer{}
-	ui.Stderr = uiErr
-	ui.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := ui.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = ui.Process.Signal(os.Interrupt); _ = ui.Wait() }()
+	uiErr := waitlog.Start(t, "healer ui", ui)
 	var st struct {
 		Fleet      bool     `json:"fleet"`
 		Hosts      []string `json:"hosts"`
