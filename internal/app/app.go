@@ -141,19 +141,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		}),
 	)
 	a.healer = heal.New(heal.Options{
-		Host:            a.host,
-		Label:           cfg.ContainerLabel,
-		Namespace:       cfg.Namespace,
-		Policy:          cfg.Policy,
-		History:         hist,
-		Initial:         initial,
-		MaxConcurrent:   cfg.MaxConcurrentRestarts,
-		Docker:          dc,
-		Publisher:       a.pub,
-		Routes:          a.routes,
-		Log:             log.With("component", "healer"),
-		DecisionLatency: func(d time.Duration) { latency.Observe(d.Seconds()) },
-		Healed:          func(d time.Duration) { healed.Observe(d.Seconds()) },
+		Host:                a.host,
+		Label:               cfg.ContainerLabel,
+		Namespace:           cfg.Namespace,
+		Policy:              cfg.Policy,
+		History:             hist,
+		Initial:             initial,
+		MaxConcurrent:       cfg.MaxConcurrentRestarts,
+		MaxLabelStopTimeout: cfg.MaxLabelStopTimeout,
+		Docker:              dc,
+		Publisher:           a.pub,
+		Routes:              a.routes,
+		Log:                 log.With("component", "healer"),
+		DecisionLatency:     func(d time.Duration) { latency.Observe(d.Seconds()) },
+		Healed:              func(d time.Duration) { healed.Observe(d.Seconds()) },
 		Restarted: func(name string, err error) {
 			result := "ok"
 			if err != nil {

@@ -50,6 +50,14 @@ type Policy struct {
 	// notifier's defaults.
 	NotifyURL   string
 	NotifyLevel string
+	// StopTimeoutFromLabel: StopTimeout comes from the container's label,
+	// which wins over the container's own stop timeout (capped by
+	// max_label_stop_timeout).
+	StopTimeoutFromLabel bool
+	// HealExitedSet: heal_exited was set explicitly (file, env, flag or
+	// label), which under container_label=all is needed for it to apply to
+	// containers without the selection label.
+	HealExitedSet bool
 }
 
 // Backoff modes.
@@ -73,7 +81,9 @@ type Config struct {
 	HubStream             string
 	EventsStream          string
 	MaxConcurrentRestarts int
-	Policy                Policy
+	// MaxLabelStopTimeout caps a stop timeout that a label asks for.
+	MaxLabelStopTimeout time.Duration
+	Policy              Policy
 
 	HTTPAddress string
 	HTTPPort    int
@@ -267,6 +277,7 @@ func settings() []setting {
 		str("events_stream", "HMD_EVENTS", "the stream that the notifier and `healer events` read: HMD_FLEET on a hub", func(c *Config) *string { return &c.EventsStream }),
 		str("host_name", "", "host name in subjects and event sources (default: the Docker daemon's name)", func(c *Config) *string { return &c.HostName }),
 		integer("max_concurrent_restarts", 64, 1, 10000, "restarts of different containers that may run at once", func(c *Config) *int { return &c.MaxConcurrentRestarts }),
+		duration("max_label_stop_timeout", "5m", 0, 24*time.Hour, "longest stop timeout that a container's <label>.stop_timeout may ask for", func(c *Config) *time.Duration { return &c.MaxLabelStopTimeout }),
 		str("http_address", "127.0.0.1", "address of the HTTP endpoint", func(c *Config) *string { return &c.HTTPAddress }),
 		integer("http_port", 8380, 0, 65535, "port of the HTTP endpoint (0: no HTTP endpoint)", func(c *Config) *int { return &c.HTTPPort }),
 		secret("http_token", "bearer token that the HTTP endpoint requires for everything but /healthz (default: none)", func(c *Config) *Secret { return &c.HTTPToken }),
@@ -518,6 +529,8 @@ func LoadProgram(program string, args []string, environ []string, out io.Writer,
 	if c.Debug {
 		c.LogLevel = "debug"
 	}
+	c.Policy.HealExitedSet = source["heal_exited"] != ""
+
 	if err := validate(&c); err != nil {
 		return Config{}, err
 	}

@@ -102,6 +102,13 @@ func (o *Overrides) Policy(base Policy, labels map[string]string) (Policy, []Lab
 		if err := s.set(&c, v); err != nil {
 			c = before
 			errs = append(errs, LabelError{Label: name, Value: v, Expected: err.Error()})
+			continue
+		}
+		switch s.key {
+		case "stop_timeout":
+			c.Policy.StopTimeoutFromLabel = true
+		case "heal_exited":
+			c.Policy.HealExitedSet = true
 		}
 	}
 	p := c.Policy

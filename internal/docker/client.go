@@ -87,11 +87,20 @@ func (c *Client) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Restart restarts a container, giving it timeout to stop.
+// Restart restarts a container, giving it timeout to stop. A negative
+// timeout sends none, so the daemon uses the container's own stop timeout
+// (its default, 10 s, when it has none). Parts of a second round up: a
+// sub-second timeout must not become an immediate SIGKILL.
 func (c *Client) Restart(ctx context.Context, id string, timeout time.Duration) error {
-	secs := int(timeout.Round(time.Second) / time.Second)
-	if _, err := c.api.ContainerRestart(ctx, id, client.ContainerRestartOptions{Timeout: &secs}); err != nil {
-		return fmt.Errorf("restart %s (stop timeout %ds): %w", hmd.ShortID(id), secs, err)
+	opts := client.ContainerRestartOptions{}
+	what := "the container's own stop timeout"
+	if timeout >= 0 {
+		secs := int((timeout + time.Second - 1) / time.Second)
+		opts.Timeout = &secs
+		what = fmt.Sprintf("stop timeout %ds", secs)
+	}
+	if _, err := c.api.ContainerRestart(ctx, id, opts); err != nil {
+		return fmt.Errorf("restart %s (%s): %w", hmd.ShortID(id), what, err)
 	}
 	return nil
 }
@@ -119,7 +128,7 @@ func fromInspect(r container.InspectResponse) hmd.Container {
 		ct.NetworkMode = string(r.HostConfig.NetworkMode)
 	}
 	if s := r.State; s != nil {
-		ct.Running, ct.Restarting, ct.ExitCode, ct.OOMKilled = s.Running, s.Restarting, s.ExitCode, s.OOMKilled
+		ct.Running, ct.Restarting, ct.Paused, ct.ExitCode, ct.OOMKilled = s.Running, s.Restarting, s.Paused, s.ExitCode, s.OOMKilled
 		if r.HostConfig != nil {
 			ct.RestartsItself = s.Restarting || restartsItself(r.HostConfig.RestartPolicy, s.ExitCode, r.RestartCount)
 		}

@@ -50,6 +50,7 @@ type Container struct {
 	Labels     map[string]string
 	Running    bool
 	Restarting bool
+	Paused     bool
 	Health     string
 	// HealthTime and HealthLog are the end and output of the latest probe.
 	HealthTime time.Time

@@ -1,7 +1,7 @@
 package heal
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,24 +15,27 @@ type Verdict int
 const (
 	// Ignore: nothing to decide, nothing to publish.
 	Ignore Verdict = iota
-	// Restart the container.
+	// Restart the container (an exited one is started by it): for being
+	// unhealthy, having crashed, a failed restart, or a restarted parent.
 	Restart
-	// Skip a restart that the observation would call for, saying why.
+	// Skip a restart that the observation would call for, saying why; with
+	// RetryAt set, the container is looked at again then.
 	Skip
 	// GiveUp: stop healing the container until it recovers or is recreated.
 	GiveUp
+	// LookAgain: not conclusive yet; look at the container again at RetryAt.
+	LookAgain
 )
 
 func (v Verdict) String() string {
-	return [...]string{"ignore", "restart", "skip", "give_up"}[v]
+	return [...]string{"ignore", "restart", "skip", "give_up", "look_again"}[v]
 }
 
-// Decision is a verdict, its reason, and the policy's counters for a
-// restart (or when to look again for a skip).
+// Decision is a verdict, its reason, when to look again, and for a restart
+// the policy's counters that are stored for the next decision.
 type Decision struct {
-	Verdict Verdict
-	Reason  string
-	// RetryAt, for a skip, is when the restart may be allowed.
+	Verdict       Verdict
+	Reason        string
 	RetryAt       time.Time
 	Attempt       int
 	FrameStart    time.Time
@@ -58,73 +61,143 @@ const (
 	ReasonRunningAgain = "running again"
 	ReasonOwnPolicy    = "its own restart policy restarts it"
 	ReasonDependent    = "network_mode container: of a restarted container"
+	ReasonRetry        = "retry after a failed restart"
+	ReasonSwarm        = "a Swarm task: Swarm replaces it"
+	ReasonOneOff       = "a compose one-off (docker compose run): not started again"
+	ReasonNotRunning   = "not running: left to its own healing"
+	ReasonGone         = "the container is gone"
 )
 
-// Summary is what a container's history says, folded from its events.
-type Summary struct {
-	// Last is the latest restart decision, nil if none.
-	Last *events.Event
-	// GaveUp is set when a gave-up decision came after the last restart.
-	GaveUp bool
+// Labels that say who owns a container.
+const (
+	swarmTaskLabel = "com.docker.swarm.task.id"
+	oneOffLabel    = "com.docker.compose.oneoff"
+)
+
+// exitSettle is how long a death waits for the events of a stop that may
+// have caused it: the daemon logs kill after it signals, so a process that
+// exits at once can die before its kill event arrives.
+const exitSettle = 300 * time.Millisecond
+
+// State is what the healer knows of one container, folded from its events
+// by Fold. It is a plain value that can be stored as JSON; the fields marked
+// runtime belong to the running healer and are zero after a start-up.
+type State struct {
+	// The latest restart decision and the counters it carried.
+	LastRestart   time.Time `json:"last_restart,omitzero"`
+	Attempt       int       `json:"attempt,omitempty"`
+	FrameStart    time.Time `json:"frame_start,omitzero"`
+	FrameRestarts int       `json:"frame_restarts,omitempty"`
+	BackoffStep   int       `json:"backoff_step,omitempty"`
+	// GaveUp: a gave-up decision came after the latest restart decision.
+	GaveUp bool `json:"gave_up,omitempty"`
 	// StartedAt is the time of the latest start.
-	StartedAt time.Time
-	// UserStopped: a kill or stop after the latest start that no restart
-	// decision of ours explains.
-	UserStopped bool
-	// HealthySince is when the container last turned healthy, zero unless
-	// it is healthy now.
-	HealthySince time.Time
-	// LongestHealthy is the longest completed healthy stretch since Last.
-	LongestHealthy time.Duration
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// Ours: a restart decision of ours since the latest start, so a kill or
+	// stop before RestartDone is our restart's own.
+	Ours bool `json:"ours,omitempty"`
+	// RestartDone is when our latest restart finished or failed.
+	RestartDone time.Time `json:"restart_done,omitzero"`
+	// UserStopped: a kill or stop after the latest start that no restart of
+	// ours explains.
+	UserStopped bool `json:"user_stopped,omitempty"`
+	// Died: a die after the latest start.
+	Died bool `json:"died,omitempty"`
+	// HealthySince is when the container last turned healthy, zero unless it
+	// is healthy now; LongestHealthy is the longest completed healthy
+	// stretch since the latest restart decision.
+	HealthySince   time.Time     `json:"healthy_since,omitzero"`
+	LongestHealthy time.Duration `json:"longest_healthy,omitempty"`
+	// Failures counts restarts that failed since the container last started;
+	// LastError is the latest one's error.
+	Failures  int    `json:"failures,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// LeftAlone is the reason told, once, for leaving the container to its
+	// owner (Swarm, a one-off).
+	LeftAlone string `json:"left_alone,omitempty"`
+
+	// InFlight (runtime): a restart of ours is claimed and not finished.
+	InFlight bool `json:"-"`
+	// Pending (runtime): the claimed restart has not been sent yet, so a
+	// kill or stop now is not ours.
+	Pending bool `json:"-"`
 }
 
-// InHistory says whether the policy reads events of kind k: only those are
-// kept in a container's history, so skips and outcomes never crowd out what
-// counts.
-func InHistory(k events.Kind) bool {
+// Stored says whether the healer's history keeps events of kind k: those
+// that Fold reads, so skips never crowd out what counts.
+func Stored(k events.Kind) bool {
 	switch k {
-	case events.RestartRequested, events.GaveUp, events.DockerStart, events.DockerKill, events.DockerStop,
+	case events.RestartRequested, events.GaveUp, events.RestartSucceeded, events.RestartFailed,
+		events.DockerStart, events.DockerKill, events.DockerStop,
 		events.DockerHealthy, events.DockerUnhealthy, events.DockerDie:
 		return true
 	}
 	return false
 }
 
-// Summarize folds a container's history, oldest first.
-func Summarize(history []events.Event) Summary {
-	var s Summary
-	ours := false // a restart decision since the latest start
+// FoldAll folds a stored history, oldest first, into a start-up State.
+func FoldAll(history []events.Event) State {
+	var s State
 	for i := range history {
-		e := &history[i]
-		switch e.Kind() {
-		case events.RestartRequested:
-			s.Last, s.GaveUp, s.LongestHealthy, ours = e, false, 0, true
+		s = Fold(s, history[i])
+	}
+	s.InFlight, s.Pending = false, false
+	return s
+}
+
+// Fold is the container's state after event e.
+func Fold(s State, e events.Event) State {
+	switch e.Kind() {
+	case events.RestartRequested:
+		s.LastRestart, s.Attempt, s.FrameRestarts, s.BackoffStep = e.Time, e.Data.Attempt, e.Data.FrameRestarts, e.Data.BackoffStep
+		s.FrameStart = e.Time
+		if e.Data.FrameStart != nil {
+			s.FrameStart = *e.Data.FrameStart
+		}
+		s.GaveUp, s.LongestHealthy, s.HealthySince = false, 0, time.Time{}
+		s.Ours, s.RestartDone = true, time.Time{}
+	case events.GaveUp:
+		s.GaveUp = true
+	case events.RestartSucceeded:
+		s.RestartDone, s.Failures, s.LastError = e.Time, 0, ""
+	case events.RestartFailed:
+		s.RestartDone, s.LastError = e.Time, e.Data.Error
+		s.Failures++
+	case events.RestartSkipped:
+		if e.Data.Reason == ReasonSwarm || e.Data.Reason == ReasonOneOff {
+			s.LeftAlone = e.Data.Reason
+		}
+	case events.DockerStart:
+		s.StartedAt, s.UserStopped, s.Ours, s.Died = e.Time, false, false, false
+		s.HealthySince, s.Failures, s.LastError = time.Time{}, 0, ""
+	case events.DockerStop:
+		if !s.ours(e.Time) {
+			s.UserStopped = true
+		}
+	case events.DockerKill:
+		if stops(e.Data.Signal) && !s.ours(e.Time) {
+			s.UserStopped = true
+		}
+	case events.DockerHealthy:
+		if s.HealthySince.IsZero() {
+			s.HealthySince = e.Time
+		}
+	case events.DockerUnhealthy, events.DockerDie:
+		if !s.HealthySince.IsZero() {
+			s.LongestHealthy = max(s.LongestHealthy, e.Time.Sub(s.HealthySince))
 			s.HealthySince = time.Time{}
-		case events.GaveUp:
-			s.GaveUp = true
-		case events.DockerStart:
-			s.StartedAt, s.UserStopped, ours = e.Time, false, false
-			s.HealthySince = time.Time{}
-		case events.DockerStop:
-			if !ours {
-				s.UserStopped = true
-			}
-		case events.DockerKill:
-			if !ours && stops(e.Data.Signal) {
-				s.UserStopped = true
-			}
-		case events.DockerHealthy:
-			if s.HealthySince.IsZero() {
-				s.HealthySince = e.Time
-			}
-		case events.DockerUnhealthy, events.DockerDie:
-			if !s.HealthySince.IsZero() {
-				s.LongestHealthy = max(s.LongestHealthy, e.Time.Sub(s.HealthySince))
-				s.HealthySince = time.Time{}
-			}
+		}
+		if e.Kind() == events.DockerDie {
+			s.Died = true
 		}
 	}
 	return s
+}
+
+// ours says whether a kill or stop at t is our restart's: one was sent
+// since the latest start and had not finished before t.
+func (s State) ours(t time.Time) bool {
+	return s.Ours && !s.Pending && (s.RestartDone.IsZero() || !t.After(s.RestartDone))
 }
 
 // stops says whether a kill signal ends the container, as docker stop,
@@ -139,7 +212,7 @@ func stops(signal string) bool {
 
 // healthyFor is the longest healthy stretch since the last restart,
 // counting one that is still going on at now.
-func (s Summary) healthyFor(now time.Time) time.Duration {
+func (s State) healthyFor(now time.Time) time.Duration {
 	d := s.LongestHealthy
 	if !s.HealthySince.IsZero() {
 		d = max(d, now.Sub(s.HealthySince))
@@ -147,18 +220,83 @@ func (s Summary) healthyFor(now time.Time) time.Duration {
 	return d
 }
 
-// Container is what the healer knows of a container beyond its history:
-// whether a restart of it is running now.
-type Container struct {
-	InFlight bool
+// Purpose says why an observation is decided on.
+type Purpose int
+
+const (
+	// FromEvent: an event from the stream (or a listing), in Observed.
+	FromEvent Purpose = iota
+	// FromLook: an inspect, in Look, when a timer of ours fired; Kind is
+	// the event that set the timer (a die), if any.
+	FromLook
+	// BeforeSend: an inspect of a container whose claimed restart waited
+	// for a slot, just before it is sent.
+	BeforeSend
+	// AfterFailure: our restart of the container has just failed.
+	AfterFailure
+	// AsDependent: the container's network is a container's that was just
+	// restarted; Look is what the listing showed.
+	AsDependent
+)
+
+// Observation is what Decide is asked about.
+type Observation struct {
+	events.Observed
+	Purpose Purpose
+	// Look is what an inspect or listing found, for all but FromEvent;
+	// Gone: the container no longer exists.
+	Look events.Container
+	Gone bool
+	// Parent is the restarted container's name, AsDependent.
+	Parent string
 }
 
-// Decide is the healer's whole judgement of one observation about a
-// selected container: a pure function of its history (oldest first, not
-// including o), the observation, its policy and the time.
-func Decide(history []events.Event, c Container, o events.Observed, p config.Policy, now time.Time) Decision {
-	s := Summarize(history)
-	var reason string
+// Decide is the healer's whole judgement about a selected container: a pure
+// function of its state (not including o), the observation, its policy and
+// the time. It is the only place where the healer chooses an action.
+func Decide(s State, o Observation, p config.Policy, now time.Time) Decision {
+	if o.Labels[swarmTaskLabel] != "" {
+		return leaveAlone(s, o, ReasonSwarm)
+	}
+	switch o.Purpose {
+	case BeforeSend:
+		switch {
+		case o.Gone:
+			return Decision{Verdict: Skip, Reason: ReasonGone}
+		case s.UserStopped:
+			return Decision{Verdict: Skip, Reason: ReasonUserStopped}
+		}
+		return Decision{Verdict: Restart, Reason: "", Attempt: s.Attempt, FrameStart: s.FrameStart, FrameRestarts: s.FrameRestarts, BackoffStep: s.BackoffStep}
+	case AfterFailure:
+		// Looked at again when the policy allows the next restart.
+		d := limit(s, p, now, ReasonRetry)
+		switch d.Verdict {
+		case Restart:
+			return Decision{Verdict: LookAgain, Reason: ReasonRetry, RetryAt: now}
+		case Skip:
+			if d.RetryAt.IsZero() {
+				return d
+			}
+			return Decision{Verdict: LookAgain, Reason: d.Reason, RetryAt: d.RetryAt}
+		}
+		return d
+	case AsDependent:
+		switch {
+		case s.InFlight:
+			return Decision{Verdict: Skip, Reason: ReasonInFlight}
+		case s.UserStopped:
+			return Decision{Verdict: Skip, Reason: ReasonUserStopped}
+		case !o.Look.Running:
+			// Stopped by a user, or dead by itself: its own events decide.
+			return Decision{Verdict: Skip, Reason: ReasonNotRunning}
+		}
+		d := limit(s, p, now, ReasonDependent+" "+o.Parent)
+		d.RetryAt = time.Time{}
+		return d
+	case FromLook:
+		return decideLook(s, o, p, now)
+	}
+
 	switch o.Kind {
 	case events.DockerUnhealthy:
 		switch {
@@ -168,44 +306,80 @@ func Decide(history []events.Event, c Container, o events.Observed, p config.Pol
 			// A probe that fails while the user's stop runs is no reason
 			// to fight the stop.
 			return Decision{Verdict: Skip, Reason: ReasonUserStopped}
+		case s.InFlight:
+			return Decision{Verdict: Skip, Reason: ReasonInFlight}
 		case o.Reconciled:
-			reason = ReasonReconciled
-		default:
-			reason = ReasonUnhealthy
+			return limit(s, p, now, ReasonReconciled)
 		}
+		return limit(s, p, now, ReasonUnhealthy)
 	case events.DockerDie:
-		if !p.HealExited || c.InFlight {
-			return Decision{Verdict: Ignore}
-		}
 		switch {
+		case s.InFlight:
+			return Decision{Verdict: Ignore}
 		case o.Replayed:
 			return Decision{Verdict: Skip, Reason: ReasonReplayed}
-		case s.UserStopped:
-			return Decision{Verdict: Skip, Reason: ReasonUserStopped}
-		case o.ExitCode != nil && *o.ExitCode == 0 && !p.HealExitZero:
-			return Decision{Verdict: Skip, Reason: ReasonExitZero}
+		case s.Ours && s.ours(o.DockerTime):
+			// The death our own restart caused: its outcome decides.
+			return Decision{Verdict: Ignore}
+		case !p.HealExited && s.Failures == 0:
+			return Decision{Verdict: Ignore}
 		}
-		reason = ReasonExited
-		if o.ExitCode != nil {
-			reason = fmt.Sprintf("exited with code %d", *o.ExitCode)
-		}
-	default:
-		return Decision{Verdict: Ignore}
+		// The stop's kill may come after the die: decided once it is in.
+		return Decision{Verdict: LookAgain, RetryAt: now.Add(exitSettle)}
 	}
-	if c.InFlight {
-		return Decision{Verdict: Skip, Reason: ReasonInFlight}
-	}
-	return limit(s, p, now, reason)
+	return Decision{Verdict: Ignore}
 }
 
+// decideLook decides on what an inspect found when a timer of ours fired.
+func decideLook(s State, o Observation, p config.Policy, now time.Time) Decision {
+	c := o.Look
+	switch {
+	case o.Gone, s.InFlight:
+		return Decision{Verdict: Ignore}
+	case s.UserStopped:
+		return Decision{Verdict: Skip, Reason: ReasonUserStopped}
+	case c.Paused:
+		return Decision{Verdict: Ignore}
+	case c.Running && c.Health == "unhealthy":
+		return limit(s, p, now, ReasonReconciled)
+	case c.Running:
+		if o.Kind == events.DockerDie {
+			return Decision{Verdict: Skip, Reason: ReasonRunningAgain}
+		}
+		return Decision{Verdict: Ignore}
+	case c.RestartsItself:
+		return Decision{Verdict: Skip, Reason: ReasonOwnPolicy}
+	case s.Failures > 0:
+		// Stopped by our own restart, which failed half-way: ours to finish.
+		return limit(s, p, now, ReasonRetry+": "+s.LastError)
+	case !p.HealExited:
+		return Decision{Verdict: Ignore}
+	case isTrue(o.Labels[oneOffLabel]):
+		return leaveAlone(s, o, ReasonOneOff)
+	case c.ExitCode == 0 && !p.HealExitZero:
+		return Decision{Verdict: Skip, Reason: ReasonExitZero}
+	}
+	return limit(s, p, now, "exited with code "+strconv.Itoa(c.ExitCode))
+}
+
+// leaveAlone skips a container that its owner heals, telling so once.
+func leaveAlone(s State, o Observation, reason string) Decision {
+	acts := o.Purpose != FromEvent || o.Kind == events.DockerUnhealthy || o.Kind == events.DockerDie
+	if !acts || s.LeftAlone == reason {
+		return Decision{Verdict: Ignore}
+	}
+	return Decision{Verdict: Skip, Reason: reason}
+}
+
+func isTrue(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "true") }
+
 // limit applies the rate limits to a restart that an observation calls for.
-func limit(s Summary, p config.Policy, now time.Time, reason string) Decision {
+func limit(s State, p config.Policy, now time.Time, reason string) Decision {
 	d := Decision{Verdict: Restart, Reason: reason, Attempt: 1, FrameStart: now, FrameRestarts: 1, BackoffStep: 1}
 	if !s.StartedAt.IsZero() && now.Before(s.StartedAt.Add(p.StartGrace)) {
 		return Decision{Verdict: Skip, Reason: ReasonStartGrace, RetryAt: s.StartedAt.Add(p.StartGrace)}
 	}
-	last := s.Last
-	if last == nil {
+	if s.LastRestart.IsZero() {
 		return d
 	}
 	healthy := s.healthyFor(now)
@@ -214,36 +388,32 @@ func limit(s Summary, p config.Policy, now time.Time, reason string) Decision {
 		if s.GaveUp {
 			return Decision{Verdict: Skip, Reason: ReasonGivenUp}
 		}
-		d.Attempt = last.Data.Attempt + 1
-		if p.MaxChecksToGiveUp > 0 && last.Data.Attempt >= p.MaxChecksToGiveUp {
-			return Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: last.Data.Attempt}
+		d.Attempt = s.Attempt + 1
+		if p.MaxChecksToGiveUp > 0 && s.Attempt >= p.MaxChecksToGiveUp {
+			return Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: s.Attempt}
 		}
 	}
 	if healthy < p.BackoffReset {
-		d.BackoffStep = last.Data.BackoffStep + 1
+		d.BackoffStep = s.BackoffStep + 1
 	}
-	if next := last.Time.Add(p.SecondsBetweenRestarts); now.Before(next) {
+	if next := s.LastRestart.Add(p.SecondsBetweenRestarts); now.Before(next) {
 		return Decision{Verdict: Skip, Reason: ReasonBetween, RetryAt: next}
 	}
 	if p.Backoff == config.BackoffExponential {
-		if next := last.Time.Add(backoffWait(p, last.Data.BackoffStep)); now.Before(next) {
+		if next := s.LastRestart.Add(backoffWait(p, s.BackoffStep)); now.Before(next) {
 			return Decision{Verdict: Skip, Reason: ReasonBackoff, RetryAt: next}
 		}
 		return d
 	}
-	frameStart := last.Time
-	if last.Data.FrameStart != nil {
-		frameStart = *last.Data.FrameStart
-	}
-	if last.Data.FrameRestarts >= p.MaxRestartsInFrame {
+	if s.FrameRestarts >= p.MaxRestartsInFrame {
 		// The frame is used up: wait, then a new frame begins.
-		if next := last.Time.Add(p.SecondsBetweenNextFrame); now.Before(next) {
+		if next := s.LastRestart.Add(p.SecondsBetweenNextFrame); now.Before(next) {
 			return Decision{Verdict: Skip, Reason: ReasonFrameLimit, RetryAt: next}
 		}
 		return d
 	}
-	if now.Before(frameStart.Add(p.FrameSize)) {
-		d.FrameStart, d.FrameRestarts = frameStart, last.Data.FrameRestarts+1
+	if now.Before(s.FrameStart.Add(p.FrameSize)) {
+		d.FrameStart, d.FrameRestarts = s.FrameStart, s.FrameRestarts+1
 	}
 	return d
 }

@@ -1,6 +1,7 @@
 package heal
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -31,6 +32,10 @@ func ev(k events.Kind, s int) events.Event {
 	return events.New(k, string(k), at(s), "web", events.Data{Host: "h", ContainerID: "c1"})
 }
 
+func evMS(k events.Kind, ms int) events.Event {
+	return events.New(k, string(k), t0.Add(time.Duration(ms)*time.Millisecond), "web", events.Data{Host: "h", ContainerID: "c1"})
+}
+
 // restarted is a restart decision at second s with the counters it carried.
 func restarted(s, attempt, frameStart, frameRestarts, step int) events.Event {
 	e := ev(events.RestartRequested, s)
@@ -39,94 +44,203 @@ func restarted(s, attempt, frameStart, frameRestarts, step int) events.Event {
 	return e
 }
 
-func hist(es ...events.Event) []events.Event { return es }
-
-func unhealthy() events.Observed {
-	return events.Observed{Kind: events.DockerUnhealthy, ContainerID: "c1"}
+func failed(s int, err string) events.Event {
+	e := ev(events.RestartFailed, s)
+	e.Data.Error = err
+	return e
 }
 
-func died(code int) events.Observed {
-	return events.Observed{Kind: events.DockerDie, ContainerID: "c1", ExitCode: &code}
+func skippedEv(s int, reason string) events.Event {
+	e := ev(events.RestartSkipped, s)
+	e.Data.Reason = reason
+	return e
 }
+
+func state(es ...events.Event) State { return FoldAll(es) }
+
+func unhealthy() Observation {
+	return Observation{Observed: events.Observed{Kind: events.DockerUnhealthy, ContainerID: "c1"}}
+}
+
+func labelled(o Observation, k, v string) Observation {
+	o.Labels = map[string]string{k: v}
+	return o
+}
+
+func died(code int, s int) Observation {
+	return Observation{Observed: events.Observed{Kind: events.DockerDie, ContainerID: "c1", ExitCode: &code, DockerTime: at(s)}}
+}
+
+// exited is a look at a container found exited with code.
+func exited(code int) Observation {
+	return Observation{Observed: events.Observed{Kind: events.DockerDie, ContainerID: "c1"}, Purpose: FromLook, Look: events.Container{ID: "c1", ExitCode: code}}
+}
+
+func looked(c events.Container) Observation {
+	return Observation{Observed: events.Observed{ContainerID: "c1"}, Purpose: FromLook, Look: c}
+}
+
+func restart(reason string, attempt, frameStart, frameRestarts, step int, now int) Decision {
+	return Decision{Verdict: Restart, Reason: reason, Attempt: attempt, FrameStart: at(frameStart), FrameRestarts: frameRestarts, BackoffStep: step}
+}
+
+func skip(reason string) Decision { return Decision{Verdict: Skip, Reason: reason} }
+
+func skipUntil(reason string, s int) Decision {
+	return Decision{Verdict: Skip, Reason: reason, RetryAt: at(s)}
+}
+
+func inFlight(s State) State { s.InFlight = true; return s }
+func pending(s State) State  { s.InFlight, s.Pending = true, true; return s }
 
 func TestDecide(t *testing.T) {
 	t.Parallel()
+	exp := with(func(p *config.Policy) { p.Backoff = config.BackoffExponential; p.SecondsBetweenRestarts = 0 })
 	tests := []struct {
-		name     string
-		history  []events.Event
-		c        Container
-		obs      events.Observed
-		p        config.Policy
-		now      int
-		want     Verdict
-		reason   string
-		retryAt  int // seconds; 0: none
-		attempt  int
-		frameRes int
+		name string
+		s    State
+		obs  Observation
+		p    config.Policy
+		now  int
+		want Decision
 	}{
-		{name: "first unhealthy restarts", obs: unhealthy(), p: policy(), now: 0, want: Restart, reason: ReasonUnhealthy, attempt: 1, frameRes: 1},
-		{name: "listed unhealthy restarts", obs: events.Observed{Kind: events.DockerUnhealthy, Reconciled: true}, p: policy(), want: Restart, reason: ReasonReconciled, attempt: 1, frameRes: 1},
-		{name: "replayed event never restarts", obs: events.Observed{Kind: events.DockerUnhealthy, Replayed: true}, p: policy(), want: Skip, reason: ReasonReplayed},
-		{name: "restart running", c: Container{InFlight: true}, obs: unhealthy(), p: policy(), want: Skip, reason: ReasonInFlight},
-		{name: "healthy is nothing to decide", obs: events.Observed{Kind: events.DockerHealthy}, p: policy(), want: Ignore},
-		{name: "kill is nothing to decide", obs: events.Observed{Kind: events.DockerKill}, p: policy(), want: Ignore},
+		{name: "first unhealthy restarts", obs: unhealthy(), p: policy(), want: restart(ReasonUnhealthy, 1, 0, 1, 1, 0)},
+		{name: "listed unhealthy restarts", obs: Observation{Observed: events.Observed{Kind: events.DockerUnhealthy, Reconciled: true}}, p: policy(), want: restart(ReasonReconciled, 1, 0, 1, 1, 0)},
+		{name: "replayed event never restarts", obs: Observation{Observed: events.Observed{Kind: events.DockerUnhealthy, Replayed: true}}, p: policy(), want: skip(ReasonReplayed)},
+		{name: "restart running", s: inFlight(State{}), obs: unhealthy(), p: policy(), want: skip(ReasonInFlight)},
+		{name: "healthy is nothing to decide", obs: Observation{Observed: events.Observed{Kind: events.DockerHealthy}}, p: policy(), want: Decision{}},
+		{name: "kill is nothing to decide", obs: Observation{Observed: events.Observed{Kind: events.DockerKill}}, p: policy(), want: Decision{}},
 
-		{name: "too soon after the last restart", history: hist(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 10, want: Skip, reason: ReasonBetween, retryAt: 15},
-		{name: "second restart in the frame", history: hist(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 20, want: Restart, attempt: 2, frameRes: 2},
-		{name: "third restart fills the frame", history: hist(restarted(0, 1, 0, 1, 1), restarted(20, 2, 0, 2, 2)), obs: unhealthy(), p: policy(), now: 40, want: Restart, attempt: 3, frameRes: 3},
-		{name: "frame used up", history: hist(restarted(40, 3, 0, 3, 3)), obs: unhealthy(), p: policy(), now: 60, want: Skip, reason: ReasonFrameLimit, retryAt: 640},
-		{name: "frame used up, still waiting after the frame ends", history: hist(restarted(40, 3, 0, 3, 3)), obs: unhealthy(), p: policy(), now: 400, want: Skip, reason: ReasonFrameLimit, retryAt: 640},
-		{name: "next frame after the wait", history: hist(restarted(40, 3, 0, 3, 3)), obs: unhealthy(), p: policy(), now: 640, want: Restart, attempt: 4, frameRes: 1},
-		{name: "frame over without being used up", history: hist(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 301, want: Restart, attempt: 2, frameRes: 1},
+		{name: "too soon after the last restart", s: state(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 10, want: skipUntil(ReasonBetween, 15)},
+		{name: "second restart in the frame", s: state(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 20, want: restart(ReasonUnhealthy, 2, 0, 2, 2, 20)},
+		{name: "third restart fills the frame", s: state(restarted(0, 1, 0, 1, 1), restarted(20, 2, 0, 2, 2)), obs: unhealthy(), p: policy(), now: 40, want: restart(ReasonUnhealthy, 3, 0, 3, 3, 40)},
+		{name: "frame used up", s: state(restarted(40, 3, 0, 3, 3)), obs: unhealthy(), p: policy(), now: 60, want: skipUntil(ReasonFrameLimit, 640)},
+		{name: "frame used up, still waiting after the frame ends", s: state(restarted(40, 3, 0, 3, 3)), obs: unhealthy(), p: policy(), now: 400, want: skipUntil(ReasonFrameLimit, 640)},
+		{name: "next frame after the wait", s: state(restarted(40, 3, 0, 3, 3)), obs: unhealthy(), p: policy(), now: 640, want: restart(ReasonUnhealthy, 4, 640, 1, 4, 640)},
+		{name: "frame over without being used up", s: state(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 301, want: restart(ReasonUnhealthy, 2, 301, 1, 2, 301)},
 
-		{name: "give up after max checks", history: hist(restarted(0, 50, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 1000, want: GiveUp, reason: ReasonGiveUp},
-		{name: "given up stays given up", history: hist(restarted(0, 50, 0, 1, 1), ev(events.GaveUp, 1000)), obs: unhealthy(), p: policy(), now: 2000, want: Skip, reason: ReasonGivenUp},
-		{name: "healthy for a whole frame resumes healing", history: hist(restarted(0, 50, 0, 1, 1), ev(events.GaveUp, 1000), ev(events.DockerHealthy, 1100)), obs: unhealthy(), p: policy(), now: 1400, want: Restart, attempt: 1},
-		{name: "healthy for less than a frame does not", history: hist(restarted(0, 49, 0, 1, 1), ev(events.DockerHealthy, 100)), obs: unhealthy(), p: policy(), now: 200, want: Restart, attempt: 50},
-		{name: "give-up off", history: hist(restarted(0, 5000, 0, 1, 1)), obs: unhealthy(), p: with(func(p *config.Policy) { p.MaxChecksToGiveUp = 0 }), now: 1000, want: Restart, attempt: 5001},
+		{name: "give up after max checks", s: state(restarted(0, 50, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 1000, want: Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: 50}},
+		{name: "given up stays given up", s: state(restarted(0, 50, 0, 1, 1), ev(events.GaveUp, 1000)), obs: unhealthy(), p: policy(), now: 2000, want: skip(ReasonGivenUp)},
+		{name: "healthy for a whole frame resumes healing", s: state(restarted(0, 50, 0, 1, 1), ev(events.GaveUp, 1000), ev(events.DockerHealthy, 1100)), obs: unhealthy(), p: policy(), now: 1400, want: restart(ReasonUnhealthy, 1, 1400, 1, 2, 1400)},
+		{name: "healthy for less than a frame does not", s: state(restarted(0, 49, 0, 1, 1), ev(events.DockerHealthy, 100)), obs: unhealthy(), p: policy(), now: 200, want: restart(ReasonUnhealthy, 50, 0, 2, 2, 200)},
+		{name: "give-up off", s: state(restarted(0, 5000, 0, 1, 1)), obs: unhealthy(), p: with(func(p *config.Policy) { p.MaxChecksToGiveUp = 0 }), now: 1000, want: restart(ReasonUnhealthy, 5001, 1000, 1, 2, 1000)},
 
-		{name: "start grace", history: hist(ev(events.DockerStart, 100)), obs: unhealthy(), p: with(func(p *config.Policy) { p.StartGrace = 30 * time.Second }), now: 110, want: Skip, reason: ReasonStartGrace, retryAt: 130},
-		{name: "after start grace", history: hist(ev(events.DockerStart, 100)), obs: unhealthy(), p: with(func(p *config.Policy) { p.StartGrace = 30 * time.Second }), now: 131, want: Restart, attempt: 1},
+		{name: "start grace", s: state(ev(events.DockerStart, 100)), obs: unhealthy(), p: with(func(p *config.Policy) { p.StartGrace = 30 * time.Second }), now: 110, want: skipUntil(ReasonStartGrace, 130)},
+		{name: "after start grace", s: state(ev(events.DockerStart, 100)), obs: unhealthy(), p: with(func(p *config.Policy) { p.StartGrace = 30 * time.Second }), now: 131, want: restart(ReasonUnhealthy, 1, 131, 1, 1, 131)},
 
-		{name: "exponential: first wait is initial", history: hist(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: with(func(p *config.Policy) { p.Backoff = config.BackoffExponential; p.SecondsBetweenRestarts = 0 }), now: 5, want: Skip, reason: ReasonBackoff, retryAt: 10},
-		{name: "exponential: doubles", history: hist(restarted(100, 3, 0, 1, 3)), obs: unhealthy(), p: with(func(p *config.Policy) { p.Backoff = config.BackoffExponential; p.SecondsBetweenRestarts = 0 }), now: 130, want: Skip, reason: ReasonBackoff, retryAt: 140},
-		{name: "exponential: capped", history: hist(restarted(0, 20, 0, 1, 20)), obs: unhealthy(), p: with(func(p *config.Policy) { p.Backoff = config.BackoffExponential; p.SecondsBetweenRestarts = 0 }), now: 299, want: Skip, reason: ReasonBackoff, retryAt: 300},
-		{name: "exponential: ignores frames", history: hist(restarted(0, 3, 0, 3, 1)), obs: unhealthy(), p: with(func(p *config.Policy) { p.Backoff = config.BackoffExponential; p.SecondsBetweenRestarts = 0 }), now: 10, want: Restart, attempt: 4},
+		{name: "exponential: first wait is initial", s: state(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: exp, now: 5, want: skipUntil(ReasonBackoff, 10)},
+		{name: "exponential: doubles", s: state(restarted(100, 3, 0, 1, 3)), obs: unhealthy(), p: exp, now: 130, want: skipUntil(ReasonBackoff, 140)},
+		{name: "exponential: capped", s: state(restarted(0, 20, 0, 1, 20)), obs: unhealthy(), p: exp, now: 299, want: skipUntil(ReasonBackoff, 300)},
+		{name: "exponential: ignores frames", s: state(restarted(0, 3, 0, 3, 1)), obs: unhealthy(), p: exp, now: 10, want: restart(ReasonUnhealthy, 4, 10, 1, 2, 10)},
 
-		{name: "crash restarts", obs: died(3), p: policy(), want: Restart, reason: "exited with code 3", attempt: 1},
-		{name: "exit 0 is left alone", obs: died(0), p: policy(), want: Skip, reason: ReasonExitZero},
-		{name: "exit 0 with heal_exit_zero", obs: died(0), p: with(func(p *config.Policy) { p.HealExitZero = true }), want: Restart, attempt: 1},
-		{name: "heal_exited off", obs: died(3), p: with(func(p *config.Policy) { p.HealExited = false }), want: Ignore},
-		{name: "docker stop is never undone", history: hist(ev(events.DockerStart, 0), ev(events.DockerKill, 10)), obs: died(143), p: policy(), now: 11, want: Skip, reason: ReasonUserStopped},
-		{name: "docker stop of an unhealthy container", history: hist(ev(events.DockerStart, 0), ev(events.DockerUnhealthy, 5), restarted(5, 3, 0, 3, 3), ev(events.DockerKill, 5), ev(events.DockerStart, 6), ev(events.DockerUnhealthy, 8), ev(events.DockerStop, 10)), obs: died(137), p: policy(), now: 11, want: Skip, reason: ReasonUserStopped},
-		{name: "our own restart's kill is not a user stop", history: hist(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5)), obs: died(3), p: policy(), now: 30, want: Restart, attempt: 2},
-		{name: "unhealthy while the user's stop runs", history: hist(ev(events.DockerStart, 0), ev(events.DockerKill, 10)), obs: unhealthy(), p: policy(), now: 10, want: Skip, reason: ReasonUserStopped},
-		{name: "a reload signal is no stop", history: hist(ev(events.DockerStart, 0), func() events.Event { e := ev(events.DockerKill, 10); e.Data.Signal = "1"; return e }()), obs: unhealthy(), p: policy(), now: 20, want: Restart, attempt: 1},
-		{name: "unhealthy after our own restart's kill", history: hist(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5)), obs: unhealthy(), p: policy(), now: 30, want: Restart, attempt: 2},
-		{name: "die during our restart", c: Container{InFlight: true}, obs: died(143), p: policy(), want: Ignore},
-		{name: "replayed die", obs: events.Observed{Kind: events.DockerDie, Replayed: true}, p: policy(), want: Skip, reason: ReasonReplayed},
-		{name: "crash loop obeys the frame", history: hist(restarted(40, 3, 0, 3, 3)), obs: died(1), p: policy(), now: 60, want: Skip, reason: ReasonFrameLimit, retryAt: 640},
+		// A death is decided when the stop's events are in, without a sleep.
+		{name: "a die is looked at again shortly", s: state(ev(events.DockerStart, 0)), obs: died(3, 10), p: policy(), now: 10, want: Decision{Verdict: LookAgain, RetryAt: at(10).Add(exitSettle)}},
+		{name: "crash restarts", s: state(ev(events.DockerStart, 0), ev(events.DockerDie, 10)), obs: exited(3), p: policy(), now: 10, want: restart("exited with code 3", 1, 10, 1, 1, 10)},
+		{name: "exit 0 is left alone", obs: exited(0), p: policy(), want: skip(ReasonExitZero)},
+		{name: "exit 0 with heal_exit_zero", obs: exited(0), p: with(func(p *config.Policy) { p.HealExitZero = true }), want: restart("exited with code 0", 1, 0, 1, 1, 0)},
+		{name: "heal_exited off", obs: died(3, 0), p: with(func(p *config.Policy) { p.HealExited = false }), want: Decision{}},
+		{name: "heal_exited off, looked", obs: exited(3), p: with(func(p *config.Policy) { p.HealExited = false }), want: Decision{}},
+		{name: "running again when looked at", obs: func() Observation { o := exited(3); o.Look.Running = true; return o }(), p: policy(), want: skip(ReasonRunningAgain)},
+		{name: "its own restart policy", obs: func() Observation { o := exited(3); o.Look.RestartsItself = true; return o }(), p: policy(), want: skip(ReasonOwnPolicy)},
+		{name: "docker stop is never undone", s: state(ev(events.DockerStart, 0), ev(events.DockerKill, 10), ev(events.DockerDie, 10)), obs: exited(143), p: policy(), now: 11, want: skip(ReasonUserStopped)},
+		{name: "docker stop of an unhealthy container", s: state(ev(events.DockerStart, 0), ev(events.DockerUnhealthy, 5), restarted(5, 3, 0, 3, 3), ev(events.DockerKill, 5), ev(events.DockerStart, 6), ev(events.DockerUnhealthy, 8), ev(events.DockerStop, 10)), obs: exited(137), p: policy(), now: 11, want: skip(ReasonUserStopped)},
+		{name: "the die of our own restart", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5)), obs: died(143, 5), p: policy(), now: 5, want: Decision{}},
+		{name: "a crash after our restart's kill", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5), ev(events.RestartSucceeded, 6), ev(events.DockerStart, 6), ev(events.DockerDie, 30)), obs: exited(3), p: policy(), now: 30, want: restart("exited with code 3", 2, 5, 2, 2, 30)},
+		{name: "unhealthy while the user's stop runs", s: state(ev(events.DockerStart, 0), ev(events.DockerKill, 10)), obs: unhealthy(), p: policy(), now: 10, want: skip(ReasonUserStopped)},
+		{name: "a reload signal is no stop", s: state(ev(events.DockerStart, 0), func() events.Event { e := ev(events.DockerKill, 10); e.Data.Signal = "1"; return e }()), obs: unhealthy(), p: policy(), now: 20, want: restart(ReasonUnhealthy, 1, 20, 1, 1, 20)},
+		{name: "unhealthy after our own restart's kill", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5)), obs: unhealthy(), p: policy(), now: 30, want: restart(ReasonUnhealthy, 2, 5, 2, 2, 30)},
+		{name: "die during our restart", s: inFlight(State{}), obs: died(143, 0), p: policy(), want: Decision{}},
+		{name: "replayed die", obs: Observation{Observed: events.Observed{Kind: events.DockerDie, Replayed: true}}, p: policy(), want: skip(ReasonReplayed)},
+		{name: "crash loop obeys the frame", s: state(restarted(40, 3, 0, 3, 3)), obs: exited(1), p: policy(), now: 60, want: skipUntil(ReasonFrameLimit, 640)},
+		{name: "a paused container is left alone", obs: looked(events.Container{Running: true, Paused: true}), p: policy(), want: Decision{}},
+		{name: "a look at a healthy container", obs: looked(events.Container{Running: true, Health: "healthy"}), p: policy(), want: Decision{}},
+		{name: "a look at an unhealthy container", s: state(restarted(0, 1, 0, 1, 1)), obs: looked(events.Container{Running: true, Health: "unhealthy"}), p: policy(), now: 15, want: restart(ReasonReconciled, 2, 0, 2, 2, 15)},
+
+		// Case 1: a failed restart is tried again under the policy.
+		{name: "failed restart: looked at when the policy allows", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: policy(), now: 1, want: Decision{Verdict: LookAgain, Reason: ReasonBetween, RetryAt: at(15)}},
+		{name: "failed restart: at once without a wait", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 }), now: 1, want: Decision{Verdict: LookAgain, Reason: ReasonRetry, RetryAt: at(1)}},
+		{name: "failed restart: retried", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: looked(events.Container{ExitCode: 137}), p: policy(), now: 15, want: restart(ReasonRetry+": boom", 2, 0, 2, 2, 15)},
+		{name: "failed restart: retried even with heal_exited off", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: looked(events.Container{ExitCode: 0}), p: with(func(p *config.Policy) { p.HealExited = false }), now: 15, want: restart(ReasonRetry+": boom", 2, 0, 2, 2, 15)},
+		{name: "failed restart: frame used up", s: state(restarted(0, 3, 0, 3, 3), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: policy(), now: 20, want: Decision{Verdict: LookAgain, Reason: ReasonFrameLimit, RetryAt: at(600)}},
+		{name: "failed restart: gives up", s: state(restarted(0, 50, 0, 1, 1), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: policy(), now: 100, want: Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: 50}},
+		{name: "failed restart: the die of its stop is ours", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5), failed(6, "boom")), obs: died(0, 5), p: policy(), now: 6, want: Decision{}},
+		{name: "failed restart: a stop after it is a user's", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), failed(6, "boom"), ev(events.DockerStop, 7)), obs: looked(events.Container{ExitCode: 137}), p: policy(), now: 30, want: skip(ReasonUserStopped)},
+
+		// Case 3: a user's stop is never undone.
+		{name: "queued restart: a stop while it waited ends the claim", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1)), obs: Observation{Purpose: BeforeSend}, p: policy(), now: 6, want: Decision{Verdict: Restart, Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1}},
+		{name: "queued restart: user stopped", s: func() State {
+			s := pending(state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1)))
+			return Fold(s, ev(events.DockerKill, 6))
+		}(), obs: Observation{Purpose: BeforeSend}, p: policy(), now: 7, want: skip(ReasonUserStopped)},
+		{name: "queued restart: container gone", s: pending(State{}), obs: Observation{Purpose: BeforeSend, Gone: true}, p: policy(), want: skip(ReasonGone)},
+		{name: "dependent restarted", obs: Observation{Purpose: AsDependent, Parent: "db", Look: events.Container{Running: true}}, p: policy(), now: 3, want: restart(ReasonDependent+" db", 1, 3, 1, 1, 3)},
+		{name: "dependent stopped by its user", s: state(ev(events.DockerStart, 0), ev(events.DockerStop, 2)), obs: Observation{Purpose: AsDependent, Parent: "db"}, p: policy(), now: 3, want: skip(ReasonUserStopped)},
+		{name: "dependent not running", obs: Observation{Purpose: AsDependent, Parent: "db"}, p: policy(), now: 3, want: skip(ReasonNotRunning)},
+		{name: "dependent within its budget", s: state(restarted(0, 1, 0, 1, 1)), obs: Observation{Purpose: AsDependent, Parent: "db", Look: events.Container{Running: true}}, p: policy(), now: 3, want: skip(ReasonBetween)},
+		{name: "dependent given up", s: state(restarted(0, 50, 0, 1, 1), ev(events.GaveUp, 1)), obs: Observation{Purpose: AsDependent, Parent: "db", Look: events.Container{Running: true}}, p: policy(), now: 30, want: skip(ReasonGivenUp)},
+
+		// Case 4: Swarm and one-offs are left to their owners.
+		{name: "swarm task unhealthy", obs: labelled(unhealthy(), swarmTaskLabel, "x1"), p: policy(), want: skip(ReasonSwarm)},
+		{name: "swarm task told once", s: state(skippedEv(0, ReasonSwarm)), obs: labelled(unhealthy(), swarmTaskLabel, "x1"), p: policy(), now: 10, want: Decision{}},
+		{name: "swarm task died", obs: labelled(died(1, 0), swarmTaskLabel, "x1"), p: policy(), want: skip(ReasonSwarm)},
+		{name: "swarm task start is nothing", obs: Observation{Observed: events.Observed{Kind: events.DockerStart, Labels: map[string]string{swarmTaskLabel: "x1"}}}, p: policy(), want: Decision{}},
+		{name: "one-off exited", obs: labelled(exited(1), oneOffLabel, "True"), p: policy(), want: skip(ReasonOneOff)},
+		{name: "one-off told once", s: state(skippedEv(0, ReasonOneOff)), obs: labelled(exited(1), oneOffLabel, "True"), p: policy(), want: Decision{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := Decide(tt.history, tt.c, tt.obs, tt.p, at(tt.now))
-			if got.Verdict != tt.want {
-				t.Fatalf("verdict %s (%s), want %s", got.Verdict, got.Reason, tt.want)
-			}
-			if tt.reason != "" && got.Reason != tt.reason {
-				t.Errorf("reason %q, want %q", got.Reason, tt.reason)
-			}
-			if tt.retryAt != 0 && !got.RetryAt.Equal(at(tt.retryAt)) {
-				t.Errorf("retry at %s, want %s", got.RetryAt, at(tt.retryAt))
-			}
-			if tt.attempt != 0 && got.Attempt != tt.attempt {
-				t.Errorf("attempt %d, want %d", got.Attempt, tt.attempt)
-			}
-			if tt.frameRes != 0 && got.FrameRestarts != tt.frameRes {
-				t.Errorf("frame restarts %d, want %d", got.FrameRestarts, tt.frameRes)
+			if got := Decide(tt.s, tt.obs, tt.p, at(tt.now)); got != tt.want {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// Fold keeps what a decision needs; the whole value is compared.
+func TestFold(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		es   []events.Event
+		want State
+	}{
+		{name: "restart decision", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 2, 1, 2, 3)},
+			want: State{LastRestart: at(5), Attempt: 2, FrameStart: at(1), FrameRestarts: 2, BackoffStep: 3, StartedAt: at(0), Ours: true}},
+		{name: "failed restart", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5), failed(6, "no mount"), failed(8, "again")},
+			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), Ours: true, RestartDone: at(8), Failures: 2, LastError: "again"}},
+		{name: "started again", es: []events.Event{restarted(5, 1, 5, 1, 1), failed(6, "x"), ev(events.DockerStart, 9), ev(events.DockerHealthy, 10)},
+			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(9), RestartDone: at(6), HealthySince: at(10)}},
+		{name: "user stop", es: []events.Event{ev(events.DockerStart, 0), ev(events.DockerHealthy, 1), ev(events.DockerKill, 4), ev(events.DockerDie, 4)},
+			want: State{StartedAt: at(0), UserStopped: true, Died: true, LongestHealthy: 3 * time.Second}},
+		{name: "gave up", es: []events.Event{restarted(5, 9, 5, 1, 1), ev(events.GaveUp, 6)},
+			want: State{LastRestart: at(5), Attempt: 9, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, Ours: true, GaveUp: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := FoldAll(tt.es); got != tt.want {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// State is stored as JSON by others: it must round-trip, runtime fields
+// aside.
+func TestStateJSON(t *testing.T) {
+	t.Parallel()
+	s := FoldAll([]events.Event{ev(events.DockerStart, 0), restarted(5, 2, 1, 2, 3), failed(6, "x"), skippedEv(7, ReasonSwarm), ev(events.DockerHealthy, 8)})
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back State
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back != s {
+		t.Errorf("round trip %s:\ngot  %+v\nwant %+v", b, back, s)
 	}
 }
 
@@ -135,23 +249,71 @@ func TestDecide(t *testing.T) {
 func TestCrashLoopBudget(t *testing.T) {
 	t.Parallel()
 	p := policy()
-	var history []events.Event
+	var s State
 	restarts := 0
-	for s := 0; s < 630; s++ {
-		d := Decide(history, Container{}, unhealthy(), p, at(s))
+	for sec := 0; sec < 630; sec++ {
+		d := Decide(s, unhealthy(), p, at(sec))
 		if d.Verdict == Restart {
 			restarts++
 			fs := d.FrameStart
-			e := ev(events.RestartRequested, s)
+			e := ev(events.RestartRequested, sec)
 			e.Data.Attempt, e.Data.FrameStart, e.Data.FrameRestarts, e.Data.BackoffStep = d.Attempt, &fs, d.FrameRestarts, d.BackoffStep
-			history = append(history, e)
+			s = Fold(s, e)
 		}
 	}
 	if restarts != 3 {
 		t.Errorf("%d restarts before seconds_between_next_frame ran out, want 3", restarts)
 	}
-	if d := Decide(history, Container{}, unhealthy(), p, at(30+600)); d.Verdict != Restart || d.FrameRestarts != 1 {
+	if d := Decide(s, unhealthy(), p, at(30+600)); d != restart(ReasonUnhealthy, 4, 630, 1, 4, 630) {
 		t.Errorf("after seconds_between_next_frame: %+v, want a restart opening a new frame", d)
+	}
+}
+
+// Case 5: a container that flaps, with thousands of events between its
+// restarts, keeps its frame limit and its give-up.
+func TestFlappingKeepsTheBudget(t *testing.T) {
+	t.Parallel()
+	p := with(func(p *config.Policy) { p.MaxChecksToGiveUp = 4; p.SecondsBetweenNextFrame = 30 * time.Second })
+	var s State
+	var verdicts []Decision
+	for ms := 0; ms < 600_000; ms += 250 {
+		// Health changes every 250 ms: 2400 events, far beyond any history.
+		k := events.DockerHealthy
+		if ms%500 == 0 {
+			k = events.DockerUnhealthy
+		}
+		e := evMS(k, ms)
+		if k == events.DockerUnhealthy {
+			d := Decide(s, unhealthy(), p, e.Time)
+			if d.Verdict == Restart || d.Verdict == GiveUp || (d.Verdict == Skip && d.Reason != ReasonBetween) {
+				verdicts = append(verdicts, d)
+			}
+			switch d.Verdict {
+			case Restart:
+				fs := d.FrameStart
+				r := evMS(events.RestartRequested, ms)
+				r.Data.Attempt, r.Data.FrameStart, r.Data.FrameRestarts, r.Data.BackoffStep = d.Attempt, &fs, d.FrameRestarts, d.BackoffStep
+				s = Fold(s, r)
+			case GiveUp:
+				s = Fold(s, evMS(events.GaveUp, ms))
+			}
+		}
+		s = Fold(s, e)
+	}
+	restarts, gaveUp := 0, 0
+	for _, d := range verdicts {
+		switch d.Verdict {
+		case Restart:
+			restarts++
+		case GiveUp:
+			gaveUp++
+		}
+	}
+	if restarts != 4 || gaveUp != 1 {
+		t.Errorf("%d restarts and %d give-ups in 10 minutes of flapping, want 4 and 1", restarts, gaveUp)
+	}
+	if !s.GaveUp || s.Attempt != 4 {
+		t.Errorf("state after flapping: %+v, want given up after 4 attempts", s)
 	}
 }
 
@@ -159,8 +321,26 @@ func TestCrashLoopBudget(t *testing.T) {
 // before the kill: the stop is a user's all the same.
 func TestKillAfterDieIsStillAUserStop(t *testing.T) {
 	t.Parallel()
-	h := hist(ev(events.DockerStart, 0), ev(events.DockerDie, 10), ev(events.DockerKill, 10), ev(events.DockerStop, 10))
-	if d := Decide(h, Container{}, died(0), with(func(p *config.Policy) { p.HealExitZero = true }), at(11)); d.Verdict != Skip || d.Reason != ReasonUserStopped {
+	s := state(ev(events.DockerStart, 0), ev(events.DockerDie, 10))
+	if d := Decide(s, died(0, 10), with(func(p *config.Policy) { p.HealExitZero = true }), at(10)); d.Verdict != LookAgain {
+		t.Fatalf("die: %+v, want a look shortly after", d)
+	}
+	s = Fold(Fold(s, ev(events.DockerKill, 10)), ev(events.DockerStop, 10))
+	if d := Decide(s, exited(0), with(func(p *config.Policy) { p.HealExitZero = true }), at(11)); d != skip(ReasonUserStopped) {
 		t.Errorf("got %+v, want a skip: stopped by a user", d)
+	}
+}
+
+func BenchmarkDecide(b *testing.B) {
+	p := policy()
+	s := state(ev(events.DockerStart, 0), restarted(20, 2, 0, 2, 2), ev(events.DockerKill, 20), ev(events.DockerStart, 21), ev(events.DockerHealthy, 22))
+	o := unhealthy()
+	now := at(60)
+	b.ReportAllocs()
+	for b.Loop() {
+		s2 := Fold(s, ev(events.DockerUnhealthy, 59))
+		if d := Decide(s2, o, p, now); d.Verdict != Restart {
+			b.Fatal(d)
+		}
 	}
 }

@@ -1,13 +1,18 @@
-// Package heal owns the healing loop: it takes observations, decides with
-// the pure Decide over each container's event history, restarts containers
+// Package heal owns the healing loop: it folds each container's events into
+// a State, asks the pure Decide what to do about every observation, turns
+// the decision into Docker calls, timers and events, restarts containers
 // concurrently within a bound, and publishes every observation, decision and
-// outcome. Its memory is the history, which a restarted healer gets back.
+// outcome. Its memory is the State per container, rebuilt at start from the
+// stored history.
 package heal
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,9 +59,23 @@ type Options struct {
 	Healed func(time.Duration)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AfterFunc runs f after d, for the looks that decisions ask for; nil
+	// means time.AfterFunc.
+	AfterFunc func(d time.Duration, f func()) Timer
+	// MaxLabelStopTimeout caps a stop timeout asked for by a label; zero
+	// means 5 minutes.
+	MaxLabelStopTimeout time.Duration
+	// RestartMargin is added to a restart's stop timeout for its deadline;
+	// zero means 30 s.
+	RestartMargin time.Duration
 	// Routes is told of the notify URLs in containers' labels, so that
 	// notifiers can serve them; nil drops them.
 	Routes Routes
+}
+
+// Timer is a timer that AfterFunc started.
+type Timer interface {
+	Stop() bool
 }
 
 // Routes makes a container's own notify URL known to the notifiers. It
@@ -65,11 +84,14 @@ type Routes interface {
 	Route(id, url string)
 }
 
+// daemonStopTimeout is the daemon's stop timeout for a container without
+// its own.
+const daemonStopTimeout = 10 * time.Second
+
 // entry is the healer's memory of one container.
 type entry struct {
-	history  []events.Event
-	inFlight bool
-	retry    *time.Timer
+	state State
+	timer Timer
 }
 
 // Healer heals selected containers.
@@ -94,6 +116,15 @@ func New(o Options) *Healer {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.AfterFunc == nil {
+		o.AfterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+	}
+	if o.MaxLabelStopTimeout <= 0 {
+		o.MaxLabelStopTimeout = 5 * time.Minute
+	}
+	if o.RestartMargin <= 0 {
+		o.RestartMargin = 30 * time.Second
+	}
 	if o.DecisionLatency == nil {
 		o.DecisionLatency = func(time.Duration) {}
 	}
@@ -112,7 +143,7 @@ func New(o Options) *Healer {
 		overrides: config.NewOverrides(o.Label),
 	}
 	for id, hist := range o.Initial {
-		h.state[id] = &entry{history: hist}
+		h.state[id] = &entry{state: FoldAll(hist)}
 	}
 	return h
 }
@@ -120,6 +151,16 @@ func New(o Options) *Healer {
 type discard struct{}
 
 func (discard) Publish(events.Event) {}
+
+// State returns the healer's state of a container, for tests and status.
+func (h *Healer) State(id string) State {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.state[id]; e != nil {
+		return e.state
+	}
+	return State{}
+}
 
 // Handle takes one observation. It never blocks on I/O, since it runs on
 // the Docker event stream's goroutine.
@@ -131,47 +172,22 @@ func (h *Healer) Handle(o events.Observed) {
 	cause := ev.ID
 	policy := h.policy(o, cause)
 	now := h.o.Now()
+	obs := Observation{Observed: o}
 
 	h.mu.Lock()
 	e := h.entry(o.ContainerID)
-	d := Decide(e.history, Container{InFlight: e.inFlight}, o, policy, now)
-	h.record(e, ev, policy)
+	d := Decide(e.state, obs, policy, now)
+	h.record(e, ev)
 	if o.Kind == events.DockerDestroy {
 		h.forget(o.ContainerID, e)
+		h.mu.Unlock()
+		return
 	}
-	var req events.Event
-	if d.Verdict == Restart && o.Kind != events.DockerDie {
-		e.inFlight = true
-		req = h.decision(e, events.RestartRequested, cause, o, d, policy)
-	}
+	restart := h.act(e, obs, cause, d, policy)
 	h.mu.Unlock()
 
 	h.o.Log.Debug("observed", "container", o.Name, "event", o.Kind, "reconciled", o.Reconciled, "replayed", o.Replayed, "verdict", d.Verdict)
-	switch d.Verdict {
-	case Ignore:
-	case Skip:
-		if o.Kind == events.DockerDie && d.Reason != ReasonReplayed {
-			// Decided again once the events of the stop, if any, are in.
-			h.spawn(func() { h.healExited(o, cause, policy) })
-			return
-		}
-		h.skip(o, cause, d, policy)
-	case GiveUp:
-		h.o.Log.Warn("giving up on container", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "attempts", d.Attempt)
-		h.mu.Lock()
-		h.decision(h.entry(o.ContainerID), events.GaveUp, cause, o, d, policy)
-		h.mu.Unlock()
-	case Restart:
-		if o.Kind == events.DockerDie {
-			// Whether its own restart policy brings it back takes a look,
-			// which must not hold up the event stream.
-			h.spawn(func() { h.healExited(o, cause, policy) })
-			return
-		}
-		if !h.spawn(func() { h.restart(o, cause, req, policy) }) {
-			h.finish(o, h.derived(events.RestartFailed, cause, o, events.Data{Reason: req.Data.Reason, Error: "healer stopping"}, policy), policy)
-			return
-		}
+	if restart {
 		// Hand this processor to the restart, which is next in line for it,
 		// so its request goes out before the next event is read: in a storm
 		// the other processors are busy, and it would wait behind the burst.
@@ -179,11 +195,63 @@ func (h *Healer) Handle(o events.Observed) {
 	}
 }
 
+// act turns a decision into events, a timer or a restart, and reports
+// whether it spawned a restart; h.mu is held.
+func (h *Healer) act(e *entry, o Observation, cause string, d Decision, p config.Policy) bool {
+	switch d.Verdict {
+	case Skip:
+		h.o.Log.Info("restart skipped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "retry_at", d.RetryAt)
+		h.decision(e, events.RestartSkipped, cause, o.Observed, d, p)
+		if !d.RetryAt.IsZero() {
+			h.lookAt(e, o.Observed, cause, d.RetryAt)
+		}
+	case LookAgain:
+		h.lookAt(e, o.Observed, cause, d.RetryAt)
+	case GiveUp:
+		h.o.Log.Warn("giving up on container", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "attempts", d.Attempt)
+		h.decision(e, events.GaveUp, cause, o.Observed, d, p)
+	case Restart:
+		req := h.decision(e, events.RestartRequested, cause, o.Observed, d, p)
+		e.state.InFlight, e.state.Pending = true, true
+		if !h.spawnLocked(func() { h.restart(o.Observed, cause, req, p) }) {
+			e.state.InFlight, e.state.Pending = false, false
+			h.record(e, h.derived(events.RestartFailed, cause, o.Observed, events.Data{Reason: req.Data.Reason, Error: "healer stopping"}, p))
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// lookAt sets the container's one timer to look at it at t; h.mu is held.
+func (h *Healer) lookAt(e *entry, o events.Observed, cause string, t time.Time) {
+	if h.stopped {
+		return
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+	id, kind := o.ContainerID, o.Kind
+	// Each look is a cause of its own: decisions' ids derive from their
+	// cause, and a retry must not be taken for a duplicate of the first try.
+	if i := strings.Index(cause, "/look@"); i >= 0 {
+		cause = cause[:i]
+	}
+	cause += "/look@" + strconv.FormatInt(t.UnixNano(), 10)
+	e.timer = h.o.AfterFunc(max(t.Sub(h.o.Now()), 0), func() {
+		h.spawn(func() { h.look(id, kind, cause) })
+	})
+}
+
 // spawn runs f in its own goroutine unless the healer is stopping, and
 // reports whether it did; Run waits for what it spawned.
 func (h *Healer) spawn(f func()) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.spawnLocked(f)
+}
+
+func (h *Healer) spawnLocked(f func()) bool {
 	if h.stopped {
 		return false
 	}
@@ -205,25 +273,21 @@ func (h *Healer) entry(id string) *entry {
 	return e
 }
 
-// record publishes ev and, if the policy reads it, appends it to the
-// container's history; h.mu is held.
-func (h *Healer) record(e *entry, ev events.Event, p config.Policy) {
+// record publishes ev, folds it into the container's state and, if the
+// state is rebuilt from it, appends it to the stored history; h.mu is held.
+func (h *Healer) record(e *entry, ev events.Event) {
 	h.o.Publisher.Publish(ev)
-	if !InHistory(ev.Kind()) {
-		return
+	e.state = Fold(e.state, ev)
+	if Stored(ev.Kind()) {
+		h.o.History.Publish(ev)
 	}
-	e.history = append(e.history, ev)
-	if n := len(e.history) - max(p.MaxHistoricEntries, 1); n > 0 {
-		e.history = append(e.history[:0:0], e.history[n:]...)
-	}
-	h.o.History.Publish(ev)
 }
 
 func (h *Healer) forget(id string, e *entry) {
-	if e.retry != nil {
-		e.retry.Stop()
+	if e.timer != nil {
+		e.timer.Stop()
 	}
-	if !e.inFlight {
+	if !e.state.InFlight {
 		delete(h.state, id)
 	}
 }
@@ -240,55 +304,46 @@ func (h *Healer) decision(e *entry, k events.Kind, cause string, o events.Observ
 		data.RetryAt = &ra
 	}
 	ev := h.derived(k, cause, o, data, p)
-	h.record(e, ev, p)
+	h.record(e, ev)
 	return ev
 }
 
-func (h *Healer) skip(o events.Observed, cause string, d Decision, p config.Policy) {
-	h.o.Log.Info("restart skipped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "retry_at", d.RetryAt)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	e := h.entry(o.ContainerID)
-	h.decision(e, events.RestartSkipped, cause, o, d, p)
-	if d.RetryAt.IsZero() || h.stopped {
-		return
-	}
-	if e.retry != nil {
-		e.retry.Stop()
-	}
-	id := o.ContainerID
-	e.retry = time.AfterFunc(d.RetryAt.Sub(h.o.Now()), func() { h.recheck(id) })
-}
-
-// recheck looks at a container whose restart was held back, and heals it
-// if it still needs it: no event will come to say so.
-func (h *Healer) recheck(id string) {
-	h.spawn(func() { h.look(id) })
-}
-
-func (h *Healer) look(id string) {
+// look inspects a container when a timer of ours fires, and decides on
+// what it finds: no event will come to say that it needs healing.
+func (h *Healer) look(id string, kind events.Kind, cause string) {
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
-	defer cancel()
 	c, err := h.o.Docker.Inspect(ctx, id)
+	cancel()
 	if err != nil {
-		h.o.Log.Debug("recheck: container gone", "container_id", events.ShortID(id), "err", err)
+		h.o.Log.Debug("look: cannot inspect", "container_id", events.ShortID(id), "err", err)
 		return
 	}
-	o := events.Observed{ContainerID: c.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Reconciled: true, Received: time.Now()}
-	switch {
-	case c.Running && c.Health == "unhealthy":
+	o := events.Observed{Kind: kind, ContainerID: c.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Reconciled: true, Received: time.Now()}
+	if c.Running && c.Health == "unhealthy" && kind != events.DockerDie {
+		// Published as a listing's observation, the cause of what follows.
 		o.Kind, o.DockerTime = events.DockerUnhealthy, c.HealthTime
-	case !c.Running && !c.RestartsItself:
-		code := c.ExitCode
-		o.Kind, o.ExitCode, o.DockerTime = events.DockerDie, &code, time.Now()
-	default:
+		h.Handle(o)
 		return
 	}
-	h.Handle(o)
+	if !config.Selected(o.Labels, h.o.Label) || !config.InNamespace(o.Name, h.o.Namespace) {
+		return
+	}
+	p := h.policy(o, cause)
+	obs := Observation{Observed: o, Purpose: FromLook, Look: c}
+	h.mu.Lock()
+	e := h.entry(id)
+	d := Decide(e.state, obs, p, h.o.Now())
+	h.act(e, obs, cause, d, p)
+	h.mu.Unlock()
 }
 
 func (h *Healer) policy(o events.Observed, cause string) config.Policy {
 	p, errs := h.overrides.Policy(h.o.Policy, o.Labels)
+	// Under all, a crash is healed only where asked for: a batch job that
+	// exits non-zero is not ours to start again.
+	if h.o.Label == "all" && !p.HealExitedSet && !config.Selected(o.Labels, config.DefaultLabel) {
+		p.HealExited = false
+	}
 	if p.NotifyURL != "" && h.o.Routes != nil {
 		h.o.Routes.Route(events.NotifyTargetID(p.NotifyURL), p.NotifyURL)
 	}
@@ -310,54 +365,103 @@ func (h *Healer) policy(o events.Observed, cause string) config.Policy {
 	return p
 }
 
-// exitSettle is how long a death waits for the events of a stop that
-// caused it: the daemon logs kill after it signals, so a process that exits
-// at once can die before its kill event arrives.
-const exitSettle = 300 * time.Millisecond
+// stopTimeout is the stop timeout to send (negative: none, so the daemon
+// uses the container's own) and, if known, the restart's deadline; zero
+// means the deadline waits for an inspect.
+func (h *Healer) stopTimeout(ctx context.Context, id string, p config.Policy) (time.Duration, time.Duration) {
+	if p.StopTimeoutFromLabel {
+		t := min(p.StopTimeout, h.o.MaxLabelStopTimeout)
+		return t, ceilSecond(t) + h.o.RestartMargin
+	}
+	if p.StopTimeout == daemonStopTimeout {
+		// The daemon's default is ours: it picks the container's own or
+		// this one without an inspect on the way.
+		return -1, 0
+	}
+	c, err := h.o.Docker.Inspect(ctx, id)
+	if err == nil && c.StopTimeout > 0 {
+		return -1, c.StopTimeout + h.o.RestartMargin
+	}
+	return p.StopTimeout, ceilSecond(p.StopTimeout) + h.o.RestartMargin
+}
 
-// healExited starts a container that died, unless a user stopped it, it is
-// back already, or its own restart policy brings it back.
-func (h *Healer) healExited(o events.Observed, cause string, p config.Policy) {
-	time.Sleep(exitSettle)
-	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
-	c, err := h.o.Docker.Inspect(ctx, o.ContainerID)
-	cancel()
-	reason := ""
-	switch {
-	case err != nil:
-		reason = "cannot inspect: " + err.Error()
-	case c.Running:
-		reason = ReasonRunningAgain
-	case c.RestartsItself:
-		reason = ReasonOwnPolicy
+func ceilSecond(d time.Duration) time.Duration {
+	return (d + time.Second - 1) / time.Second * time.Second
+}
+
+// errRestartDeadline is a restart that did not finish in its stop timeout
+// plus the margin: its slot is freed, and the policy tries again.
+var errRestartDeadline = errors.New("restart did not finish in its stop timeout plus margin")
+
+// send restarts the container within a deadline of its stop timeout plus a
+// margin, so a hung restart frees its slot.
+func (h *Healer) send(id string, p config.Policy) error {
+	ctx, cancel := context.WithCancelCause(h.ctx)
+	defer cancel(nil)
+	timeout, deadline := h.stopTimeout(ctx, id, p)
+	started := time.Now()
+	var mu sync.Mutex
+	expire := func(d time.Duration) *time.Timer {
+		return time.AfterFunc(d, func() { cancel(fmt.Errorf("%w (%s)", errRestartDeadline, d.Round(time.Millisecond))) })
 	}
-	h.mu.Lock()
-	e := h.entry(o.ContainerID)
-	var req events.Event
-	// Decided again: the history now has the stop's kill, if there was one.
-	d := Decide(e.history, Container{InFlight: e.inFlight}, o, p, h.o.Now())
-	if reason == "" && d.Verdict == Restart {
-		e.inFlight = true
-		req = h.decision(e, events.RestartRequested, cause, o, d, p)
+	var timer *time.Timer
+	if deadline > 0 {
+		timer = expire(deadline)
+	} else {
+		// Sent at once; the deadline follows from the container's own stop
+		// timeout as soon as an inspect alongside says what it is.
+		timer = expire(h.o.MaxLabelStopTimeout + h.o.RestartMargin)
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			c, err := h.o.Docker.Inspect(ctx, id)
+			if err != nil {
+				return
+			}
+			own := daemonStopTimeout
+			if c.StopTimeout > 0 {
+				own = c.StopTimeout
+			}
+			mu.Lock()
+			if timer.Stop() {
+				timer = expire(max(own+h.o.RestartMargin-time.Since(started), 0))
+			}
+			mu.Unlock()
+		}()
 	}
-	h.mu.Unlock()
-	switch {
-	case d.Verdict == Skip:
-		h.skip(o, cause, d, p)
-	case d.Verdict != Restart:
-	case reason != "":
-		h.skip(o, cause, Decision{Verdict: Skip, Reason: reason}, p)
+	err := h.o.Docker.Restart(ctx, id, timeout)
+	mu.Lock()
+	timer.Stop()
+	mu.Unlock()
+	if err != nil && errors.Is(context.Cause(ctx), errRestartDeadline) {
+		return fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	}
+	return err
+}
+
+// acquire takes a restart slot, and reports whether it had to wait for one.
+func (h *Healer) acquire() bool {
+	select {
+	case h.sem <- struct{}{}:
+		return false
 	default:
-		h.restart(o, cause, req, p)
 	}
+	h.sem <- struct{}{}
+	return true
 }
 
 func (h *Healer) restart(o events.Observed, cause string, req events.Event, p config.Policy) {
-	h.sem <- struct{}{}
+	if h.acquire() && !h.stillWanted(o, cause, p) {
+		<-h.sem
+		return
+	}
+	h.mu.Lock()
+	h.entry(o.ContainerID).state.Pending = false
+	h.mu.Unlock()
 	decided := time.Since(o.Received)
 	h.o.DecisionLatency(decided)
 	started := time.Now()
-	err := h.o.Docker.Restart(h.ctx, o.ContainerID, p.StopTimeout)
+	err := h.send(o.ContainerID, p)
 	took := time.Since(started)
 	// Released before the dependents, which take slots of their own.
 	<-h.sem
@@ -365,9 +469,9 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 	ms := float64(took.Microseconds()) / 1000
 	data := events.Data{Reason: req.Data.Reason, DurationMS: ms, Attempt: req.Data.Attempt, FrameRestarts: req.Data.FrameRestarts}
 	if err != nil {
-		h.o.Log.Error("restart failed", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "err", err)
+		h.o.Log.Error("restart failed", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "attempt", req.Data.Attempt, "err", err)
 		data.Error = err.Error()
-		h.finish(o, h.derived(events.RestartFailed, cause, o, data, p), p)
+		h.failed(o, cause, data, p)
 		return
 	}
 	if h.o.Healed != nil && !o.DockerTime.IsZero() {
@@ -378,10 +482,41 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 	}
 	h.o.Log.Info("restarted", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "decided_in", decided,
 		"attempt", req.Data.Attempt, "frame_restarts", req.Data.FrameRestarts)
-	h.finish(o, h.derived(events.RestartSucceeded, cause, o, data, p), p)
+	h.finish(o, h.derived(events.RestartSucceeded, cause, o, data, p))
 	if p.RestartDependents {
 		h.restartDependents(o, cause)
 	}
+}
+
+// stillWanted looks again at a container whose restart waited for a slot:
+// a user's stop meanwhile ends our claim.
+func (h *Healer) stillWanted(o events.Observed, cause string, p config.Policy) bool {
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	c, err := h.o.Docker.Inspect(ctx, o.ContainerID)
+	cancel()
+	obs := Observation{Observed: o, Purpose: BeforeSend, Look: c, Gone: err != nil}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.entry(o.ContainerID)
+	d := Decide(e.state, obs, p, h.o.Now())
+	if d.Verdict == Restart {
+		return true
+	}
+	e.state.InFlight, e.state.Pending = false, false
+	h.o.Log.Info("queued restart dropped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason)
+	h.decision(e, events.RestartSkipped, cause, o, d, p)
+	return false
+}
+
+// failed records a failed restart and asks the policy when to try again.
+func (h *Healer) failed(o events.Observed, cause string, data events.Data, p config.Policy) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.entry(o.ContainerID)
+	e.state.InFlight, e.state.Pending = false, false
+	h.record(e, h.derived(events.RestartFailed, cause, o, data, p))
+	obs := Observation{Observed: o, Purpose: AfterFailure}
+	h.act(e, obs, cause, Decide(e.state, obs, p, h.o.Now()), p)
 }
 
 // maxOutput bounds the probe output an event carries.
@@ -404,16 +539,17 @@ func (h *Healer) failedProbe(id string) string {
 	return out
 }
 
-func (h *Healer) finish(o events.Observed, outcome events.Event, p config.Policy) {
+func (h *Healer) finish(o events.Observed, outcome events.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.entry(o.ContainerID)
-	e.inFlight = false
-	h.record(e, outcome, p)
+	e.state.InFlight, e.state.Pending = false, false
+	h.record(e, outcome)
 }
 
 // restartDependents restarts the selected containers that share the
-// network of a container just restarted: without it they have none.
+// network of a container just restarted: without it they have none. Each
+// is decided with its own state and policy.
 func (h *Healer) restartDependents(parent events.Observed, cause string) {
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	deps, err := h.o.Docker.Dependents(ctx, parent.ContainerID, parent.Name)
@@ -428,21 +564,27 @@ func (h *Healer) restartDependents(parent events.Observed, cause string) {
 			continue
 		}
 		o := events.Observed{ContainerID: c.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Received: time.Now()}
-		p := h.policy(o, cause)
+		dcause := cause + "/" + events.ShortID(c.ID)
+		p := h.policy(o, dcause)
 		if !p.RestartDependents {
 			continue
 		}
+		obs := Observation{Observed: o, Purpose: AsDependent, Look: c, Parent: parent.Name}
 		h.mu.Lock()
 		e := h.entry(c.ID)
-		if e.inFlight {
-			h.mu.Unlock()
-			continue
+		d := Decide(e.state, obs, p, h.o.Now())
+		var req events.Event
+		switch d.Verdict {
+		case Restart:
+			req = h.decision(e, events.RestartRequested, dcause, o, d, p)
+			e.state.InFlight, e.state.Pending = true, true
+		default:
+			h.act(e, obs, dcause, d, p)
 		}
-		e.inFlight = true
-		req := h.decision(e, events.RestartRequested, cause+"/"+events.ShortID(c.ID), o, Decision{Verdict: Restart, Reason: ReasonDependent + " " + parent.Name}, p)
 		h.mu.Unlock()
-		dcause := cause + "/" + events.ShortID(c.ID)
-		h.restart(o, dcause, req, p)
+		if d.Verdict == Restart {
+			h.restart(o, dcause, req, p)
+		}
 	}
 }
 
@@ -461,8 +603,8 @@ func (h *Healer) Run(ctx context.Context) error {
 	h.mu.Lock()
 	h.stopped = true
 	for _, e := range h.state {
-		if e.retry != nil {
-			e.retry.Stop()
+		if e.timer != nil {
+			e.timer.Stop()
 		}
 	}
 	h.mu.Unlock()

@@ -127,8 +127,10 @@ func TestHealerBoundsConcurrencyAndNeverRestartsOneContainerTwice(t *testing.T) 
 	perID := map[string]int{}
 	for _, c := range r.calls {
 		perID[c.id]++
-		if c.timeout != 10*time.Second {
-			t.Errorf("restart %s with stop timeout %s, want 10s", c.id, c.timeout)
+		// None sent: the daemon's default, 10 s, is ours, and it picks
+		// the container's own when it has one.
+		if c.timeout != -1 {
+			t.Errorf("restart %s with stop timeout %s, want none (the container's own)", c.id, c.timeout)
 		}
 	}
 	if perID["a"] != 1 || len(r.calls) != 5 {
@@ -167,8 +169,8 @@ func TestHealerIgnoresUnselectedAndUsesLabelOverrides(t *testing.T) {
 	if _, ok := got["off"]; ok {
 		t.Error("restarted a container labelled false")
 	}
-	if got["slow"] != 30*time.Second || got["bad"] != 10*time.Second {
-		t.Errorf("stop timeouts %v: want slow 30s, bad the default 10s", got)
+	if got["slow"] != 30*time.Second || got["bad"] != -1 {
+		t.Errorf("stop timeouts %v: want slow 30s, bad none (the container's own, else the default)", got)
 	}
 	if n := p.kinds()[events.ConfigError]; n != 1 {
 		t.Errorf("%d config-error events for one bad label seen twice, want 1", n)
