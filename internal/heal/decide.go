@@ -66,6 +66,7 @@ const (
 	ReasonOneOff       = "a compose one-off (docker compose run): not started again"
 	ReasonNotRunning   = "not running: left to its own healing"
 	ReasonGone         = "the container is gone"
+	ReasonPaused       = "paused by a user or API call"
 )
 
 // Labels that say who owns a container.
@@ -339,7 +340,7 @@ func decideLook(s State, o Observation, p config.Policy, now time.Time) Decision
 	case s.UserStopped:
 		return Decision{Verdict: Skip, Reason: ReasonUserStopped}
 	case c.Paused:
-		return Decision{Verdict: Ignore}
+		return Decision{Verdict: Skip, Reason: ReasonPaused}
 	case c.Running && c.Health == "unhealthy":
 		return limit(s, p, now, ReasonReconciled)
 	case c.Running:

@@ -152,7 +152,7 @@ func TestDecide(t *testing.T) {
 		{name: "die during our restart", s: inFlight(State{}), obs: died(143, 0), p: policy(), want: Decision{}},
 		{name: "replayed die", obs: Observation{Observed: events.Observed{Kind: events.DockerDie, Replayed: true}}, p: policy(), want: skip(ReasonReplayed)},
 		{name: "crash loop obeys the frame", s: state(restarted(40, 3, 0, 3, 3)), obs: exited(1), p: policy(), now: 60, want: skipUntil(ReasonFrameLimit, 640)},
-		{name: "a paused container is left alone", obs: looked(events.Container{Running: true, Paused: true}), p: policy(), want: Decision{}},
+		{name: "a paused container is left alone", obs: looked(events.Container{Running: true, Paused: true, Health: "unhealthy"}), p: policy(), want: skip(ReasonPaused)},
 		{name: "a look at a healthy container", obs: looked(events.Container{Running: true, Health: "healthy"}), p: policy(), want: Decision{}},
 		{name: "a look at an unhealthy container", s: state(restarted(0, 1, 0, 1, 1)), obs: looked(events.Container{Running: true, Health: "unhealthy"}), p: policy(), now: 15, want: restart(ReasonReconciled, 2, 0, 2, 2, 15)},
 
@@ -335,10 +335,11 @@ func BenchmarkDecide(b *testing.B) {
 	p := policy()
 	s := state(ev(events.DockerStart, 0), restarted(20, 2, 0, 2, 2), ev(events.DockerKill, 20), ev(events.DockerStart, 21), ev(events.DockerHealthy, 22))
 	o := unhealthy()
+	e := ev(events.DockerUnhealthy, 59)
 	now := at(60)
 	b.ReportAllocs()
 	for b.Loop() {
-		s2 := Fold(s, ev(events.DockerUnhealthy, 59))
+		s2 := Fold(s, e)
 		if d := Decide(s2, o, p, now); d.Verdict != Restart {
 			b.Fatal(d)
 		}

@@ -92,6 +92,8 @@ const daemonStopTimeout = 10 * time.Second
 type entry struct {
 	state State
 	timer Timer
+	// due is when timer fires; later is a look asked for after it.
+	due, later time.Time
 }
 
 // Healer heals selected containers.
@@ -223,13 +225,20 @@ func (h *Healer) act(e *entry, o Observation, cause string, d Decision, p config
 	return false
 }
 
-// lookAt sets the container's one timer to look at it at t; h.mu is held.
+// lookAt makes sure the container is looked at at t; h.mu is held. It
+// has one timer, at the earliest time asked for; a later time is kept and
+// looked at after it, since each look may have a reason of its own.
 func (h *Healer) lookAt(e *entry, o events.Observed, cause string, t time.Time) {
 	if h.stopped {
 		return
 	}
 	if e.timer != nil {
+		if !e.due.After(t) {
+			e.later = latest(e.later, t)
+			return
+		}
 		e.timer.Stop()
+		e.later = latest(e.later, e.due)
 	}
 	id, kind := o.ContainerID, o.Kind
 	// Each look is a cause of its own: decisions' ids derive from their
@@ -237,10 +246,35 @@ func (h *Healer) lookAt(e *entry, o events.Observed, cause string, t time.Time) 
 	if i := strings.Index(cause, "/look@"); i >= 0 {
 		cause = cause[:i]
 	}
-	cause += "/look@" + strconv.FormatInt(t.UnixNano(), 10)
-	e.timer = h.o.AfterFunc(max(t.Sub(h.o.Now()), 0), func() {
-		h.spawn(func() { h.look(id, kind, cause) })
+	look := cause + "/look@" + strconv.FormatInt(t.UnixNano(), 10)
+	var timer Timer
+	timer = h.o.AfterFunc(max(t.Sub(h.o.Now()), 0), func() {
+		h.mu.Lock()
+		if e.timer != timer {
+			h.mu.Unlock()
+			return
+		}
+		e.timer, e.due = nil, time.Time{}
+		later := e.later
+		e.later = time.Time{}
+		h.spawnLocked(func() {
+			h.look(id, kind, look)
+			if !later.IsZero() {
+				h.mu.Lock()
+				h.lookAt(e, o, cause, later)
+				h.mu.Unlock()
+			}
+		})
+		h.mu.Unlock()
 	})
+	e.timer, e.due = timer, t
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // spawn runs f in its own goroutine unless the healer is stopping, and
@@ -319,7 +353,7 @@ func (h *Healer) look(id string, kind events.Kind, cause string) {
 		return
 	}
 	o := events.Observed{Kind: kind, ContainerID: c.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Reconciled: true, Received: time.Now()}
-	if c.Running && c.Health == "unhealthy" && kind != events.DockerDie {
+	if c.Running && !c.Paused && c.Health == "unhealthy" && kind != events.DockerDie {
 		// Published as a listing's observation, the cause of what follows.
 		o.Kind, o.DockerTime = events.DockerUnhealthy, c.HealthTime
 		h.Handle(o)

@@ -1,0 +1,209 @@
+package heal
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/healmydocker/healmydocker/internal/config"
+	"github.com/healmydocker/healmydocker/internal/events"
+)
+
+// scripted is a fake Docker whose restarts do what the test says.
+type scripted struct {
+	mu       sync.Mutex
+	restart  func(ctx context.Context, id string, timeout time.Duration) error
+	inspect  events.Container
+	restarts []string
+}
+
+func (s *scripted) Restart(ctx context.Context, id string, timeout time.Duration) error {
+	s.mu.Lock()
+	s.restarts = append(s.restarts, id)
+	f := s.restart
+	s.mu.Unlock()
+	return f(ctx, id, timeout)
+}
+
+func (s *scripted) Inspect(_ context.Context, id string) (events.Container, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.inspect
+	c.ID, c.Name, c.Labels = id, "c-"+id, selected
+	return c, nil
+}
+
+func (s *scripted) Dependents(context.Context, string, string) ([]events.Container, error) {
+	return nil, nil
+}
+
+func (s *scripted) count(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.restarts {
+		if r == id {
+			n++
+		}
+	}
+	return n
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (p *publisher) find(k events.Kind, container string) []events.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []events.Event
+	for _, e := range p.evs {
+		if e.Kind() == k && e.Subject == container {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func run(t *testing.T, h *Healer) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// Case 2 (#13): a restart that hangs frees its slot at its stop timeout
+// plus the margin, is recorded as failed with the reason, and is retried by
+// the policy.
+func TestHungRestartFreesItsSlotAndIsRetried(t *testing.T) {
+	d := &scripted{}
+	var calls int
+	d.restart = func(ctx context.Context, _ string, _ time.Duration) error {
+		d.mu.Lock()
+		calls++
+		n := calls
+		d.mu.Unlock()
+		if n == 1 {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	p := &publisher{}
+	pol := with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 })
+	h := New(Options{Host: "h", Label: "healme", Policy: pol, MaxConcurrent: 1, Docker: d, Publisher: p,
+		Log: slog.New(slog.DiscardHandler), RestartMargin: 200 * time.Millisecond})
+	run(t, h)
+	h.Handle(sick("a", map[string]string{"healme": "true", "healme.stop_timeout": "0.3"}))
+	waitFor(t, "a restart_failed", func() bool { return len(p.find(events.RestartFailed, "c-a")) == 1 })
+	f := p.find(events.RestartFailed, "c-a")[0]
+	if !strings.Contains(f.Data.Error, "did not finish in its stop timeout plus margin (1.2s)") {
+		t.Errorf("failure %q: want the deadline named (1 s rounded up + 200 ms)", f.Data.Error)
+	}
+	// Retried: the look finds it exited (the fake's inspect) and restarts.
+	waitFor(t, "a retried", func() bool { return len(p.find(events.RestartSucceeded, "c-a")) == 1 })
+	reqs := p.find(events.RestartRequested, "c-a")
+	if len(reqs) != 2 || reqs[1].Data.Attempt != 2 || !strings.HasPrefix(reqs[1].Data.Reason, ReasonRetry) || reqs[1].ID == reqs[0].ID {
+		t.Errorf("restart requests %+v: want a second, attempt 2, a retry with an id of its own", reqs)
+	}
+}
+
+// Case 3b: a user's stop while the restart waited for a slot ends our claim.
+func TestQueuedRestartDroppedAfterAUsersStop(t *testing.T) {
+	release := make(chan struct{})
+	d := &scripted{inspect: events.Container{Running: true, Health: "unhealthy"}}
+	d.restart = func(_ context.Context, id string, _ time.Duration) error {
+		if id == "a" {
+			<-release
+		}
+		return nil
+	}
+	p := &publisher{}
+	h := New(Options{Host: "h", Label: "healme", Policy: policy(), MaxConcurrent: 1, Docker: d, Publisher: p, Log: slog.New(slog.DiscardHandler)})
+	run(t, h)
+	h.Handle(sick("a", selected))
+	waitFor(t, "a's restart sent", func() bool { return d.count("a") == 1 })
+	h.Handle(sick("b", selected))
+	if s := h.State("b"); !s.InFlight || !s.Pending {
+		t.Fatalf("b's state %+v: want its restart claimed and waiting", s)
+	}
+	now := time.Now()
+	h.Handle(events.Observed{Kind: events.DockerKill, ContainerID: "b", Name: "c-b", Labels: selected, Signal: "15", DockerTime: now})
+	h.Handle(events.Observed{Kind: events.DockerDie, ContainerID: "b", Name: "c-b", Labels: selected, DockerTime: now})
+	close(release)
+	waitFor(t, "b's restart dropped", func() bool { return len(p.find(events.RestartSkipped, "c-b")) == 1 })
+	if got := p.find(events.RestartSkipped, "c-b")[0].Data.Reason; got != ReasonUserStopped {
+		t.Errorf("b skipped for %q, want %q", got, ReasonUserStopped)
+	}
+	if n := d.count("b"); n != 0 {
+		t.Errorf("b restarted %d times after the user stopped it", n)
+	}
+	if s := h.State("b"); s.InFlight || s.Pending || !s.UserStopped {
+		t.Errorf("b's state %+v: want the claim ended and the user's stop kept", s)
+	}
+}
+
+// Case 5 in the healer: thousands of health events between restarts do not
+// reset the frame.
+func TestHealerFlappingKeepsTheFrame(t *testing.T) {
+	d := &scripted{restart: func(context.Context, string, time.Duration) error { return nil }}
+	p := &publisher{}
+	now := t0
+	h := New(Options{Host: "h", Label: "healme", Policy: with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 }), MaxConcurrent: 4, Docker: d, Publisher: p,
+		Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }, AfterFunc: func(time.Duration, func()) Timer { return stopped{} }})
+	run(t, h)
+	for i := range 3000 {
+		now = t0.Add(time.Duration(i) * 50 * time.Millisecond)
+		o := events.Observed{Kind: events.DockerHealthy, ContainerID: "f", Name: "c-f", Labels: selected, DockerTime: now, Received: time.Now()}
+		if i%2 == 1 {
+			o.Kind = events.DockerUnhealthy
+		}
+		h.Handle(o)
+		if i%2 == 1 {
+			waitFor(t, "restart done", func() bool { return !h.State("f").InFlight })
+		}
+	}
+	if n := d.count("f"); n != 3 {
+		t.Errorf("%d restarts in 150 s of flapping, want 3 (max_restarts_in_frame)", n)
+	}
+	s := h.State("f")
+	if s.FrameRestarts != 3 || s.Attempt != 3 || !s.FrameStart.Equal(t0.Add(50*time.Millisecond)) {
+		t.Errorf("state %+v: want frame of 3 from the first restart", s)
+	}
+}
+
+type stopped struct{}
+
+func (stopped) Stop() bool { return true }
+
+// BenchmarkHandle is the decision path of an unhealthy event: select,
+// policy, Decide, record, spawn; the restart itself returns at once.
+func BenchmarkHandle(b *testing.B) {
+	d := &scripted{restart: func(context.Context, string, time.Duration) error { return nil }}
+	h := New(Options{Host: "h", Label: "healme", Policy: with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0; p.MaxRestartsInFrame = 1 << 30; p.MaxChecksToGiveUp = 0 }),
+		MaxConcurrent: 64, Docker: d, Publisher: discard{}, Log: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- h.Run(ctx) }()
+	o := sick("x", selected)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Handle(o)
+		for h.State("x").InFlight {
+			runtime.Gosched()
+		}
+	}
+	cancel()
+	<-done
+}
