@@ -42,8 +42,8 @@ func TestFailedRestartIsRetried(t *testing.T) {
 
 	// Each failure is published, and the next try waits the policy's 2 s.
 	second := h.got.waitNth(t, wait, fixed+" second failure", 2, kindOf(events.RestartFailed, fixed))
-	if !strings.Contains(second.Data.Error, "bind source path does not exist") {
-		t.Errorf("failure %q: want the daemon's reason", second.Data.Error)
+	if !strings.Contains(second.Data.Error, "no such file or directory") {
+		t.Errorf("failure %q: want the daemon's reason: the mount source is gone", second.Data.Error)
 	}
 	if err := os.Mkdir(dirs[fixed], 0o755); err != nil {
 		t.Fatal(err)
