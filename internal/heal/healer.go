@@ -277,14 +277,8 @@ func latest(a, b time.Time) time.Time {
 	return b
 }
 
-// spawn runs f in its own goroutine unless the healer is stopping, and
-// reports whether it did; Run waits for what it spawned.
-func (h *Healer) spawn(f func()) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.spawnLocked(f)
-}
-
+// spawnLocked runs f in its own goroutine unless the healer is stopping,
+// and reports whether it did; Run waits for what it spawned. h.mu is held.
 func (h *Healer) spawnLocked(f func()) bool {
 	if h.stopped {
 		return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,17 +189,26 @@ type stopped struct{}
 func (stopped) Stop() bool { return true }
 
 // BenchmarkHandle is the decision path of an unhealthy event: select,
-// policy, Decide, record, spawn; the restart itself returns at once.
+// policy, Decide, record, spawn, up to the restart request; the fake
+// restart returns at once. It reports the decision time's p50 and p99 as
+// the healer measures it (event read to restart sent).
 func BenchmarkHandle(b *testing.B) {
 	d := &scripted{restart: func(context.Context, string, time.Duration) error { return nil }}
-	h := New(Options{Host: "h", Label: "healme", Policy: with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0; p.MaxRestartsInFrame = 1 << 30; p.MaxChecksToGiveUp = 0 }),
-		MaxConcurrent: 64, Docker: d, Publisher: discard{}, Log: slog.New(slog.DiscardHandler)})
+	var lat []time.Duration
+	var mu sync.Mutex
+	h := New(Options{Host: "h", Label: "healme", Policy: with(func(p *config.Policy) {
+		p.SecondsBetweenRestarts = 0
+		p.MaxRestartsInFrame = 1 << 30
+		p.MaxChecksToGiveUp = 0
+	}), MaxConcurrent: 64, Docker: d, Publisher: discard{}, Log: slog.New(slog.DiscardHandler),
+		DecisionLatency: func(d time.Duration) { mu.Lock(); lat = append(lat, d); mu.Unlock() }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- h.Run(ctx) }()
 	o := sick("x", selected)
 	b.ReportAllocs()
 	for b.Loop() {
+		o.Received = time.Now()
 		h.Handle(o)
 		for h.State("x").InFlight {
 			runtime.Gosched()
@@ -206,4 +216,9 @@ func BenchmarkHandle(b *testing.B) {
 	}
 	cancel()
 	<-done
+	slices.Sort(lat)
+	if n := len(lat); n > 0 {
+		b.ReportMetric(float64(lat[n/2].Nanoseconds()), "p50-decide-ns")
+		b.ReportMetric(float64(lat[n*99/100].Nanoseconds()), "p99-decide-ns")
+	}
 }
