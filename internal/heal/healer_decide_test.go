@@ -222,3 +222,35 @@ func BenchmarkHandle(b *testing.B) {
 		b.ReportMetric(float64(lat[n*99/100].Nanoseconds()), "p99-decide-ns")
 	}
 }
+
+// Case 2: which stop timeout a restart sends (-1: none, so the daemon uses
+// the container's own) and its deadline.
+func TestStopTimeoutChoice(t *testing.T) {
+	t.Parallel()
+	own := &scripted{inspect: events.Container{StopTimeout: 120 * time.Second}}
+	none := &scripted{}
+	label := func(p config.Policy, d time.Duration) config.Policy {
+		p.StopTimeout, p.StopTimeoutFromLabel = d, true
+		return p
+	}
+	set := with(func(p *config.Policy) { p.StopTimeout = 20 * time.Second })
+	for _, tt := range []struct {
+		name          string
+		d             Docker
+		p             config.Policy
+		send, deadlne time.Duration
+	}{
+		{name: "default: the daemon picks, deadline after an inspect alongside", d: own, p: policy(), send: -1, deadlne: 0},
+		{name: "configured, container has its own", d: own, p: set, send: -1, deadlne: 150 * time.Second},
+		{name: "configured, container has none", d: none, p: set, send: 20 * time.Second, deadlne: 50 * time.Second},
+		{name: "label wins over the container's own", d: own, p: label(policy(), 45*time.Second), send: 45 * time.Second, deadlne: 75 * time.Second},
+		{name: "label capped", d: own, p: label(policy(), time.Hour), send: 5 * time.Minute, deadlne: 5*time.Minute + 30*time.Second},
+		{name: "sub-second label: deadline from the rounded-up second", d: own, p: label(policy(), 300*time.Millisecond), send: 300 * time.Millisecond, deadlne: 31 * time.Second},
+	} {
+		h := New(Options{Label: "healme", Docker: tt.d, Publisher: discard{}, Log: slog.New(slog.DiscardHandler)})
+		send, deadline := h.stopTimeout(context.Background(), "x", tt.p)
+		if send != tt.send || deadline != tt.deadlne {
+			t.Errorf("%s: sends %s, deadline %s; want %s, %s", tt.name, send, deadline, tt.send, tt.deadlne)
+		}
+	}
+}
