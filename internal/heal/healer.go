@@ -428,39 +428,35 @@ func (h *Healer) send(id string, p config.Policy) error {
 	defer cancel(nil)
 	timeout, deadline := h.stopTimeout(ctx, id, p)
 	started := time.Now()
-	var mu sync.Mutex
-	expire := func(d time.Duration) *time.Timer {
-		return time.AfterFunc(d, func() { cancel(fmt.Errorf("%w (%s)", errRestartDeadline, d.Round(time.Millisecond))) })
+	expire := func(d time.Duration) {
+		cancel(fmt.Errorf("%w (%s)", errRestartDeadline, d.Round(time.Millisecond)))
 	}
 	var timer *time.Timer
 	if deadline > 0 {
-		timer = expire(deadline)
+		timer = time.AfterFunc(deadline, func() { expire(deadline) })
 	} else {
-		// Sent at once; the deadline follows from the container's own stop
-		// timeout as soon as an inspect alongside says what it is.
-		timer = expire(h.o.MaxLabelStopTimeout + h.o.RestartMargin)
-		h.wg.Add(1)
-		go func() {
-			defer h.wg.Done()
-			c, err := h.o.Docker.Inspect(ctx, id)
-			if err != nil {
+		// Sent without a timeout: the container's own applies, 10 s unless
+		// it has one. Only a restart still running after 10 s plus the
+		// margin needs to know which, so only that one costs an inspect.
+		first := daemonStopTimeout + h.o.RestartMargin
+		timer = time.AfterFunc(first, func() {
+			ictx, icancel := context.WithTimeout(ctx, 5*time.Second)
+			c, err := h.o.Docker.Inspect(ictx, id)
+			icancel()
+			if err != nil || c.StopTimeout <= daemonStopTimeout {
+				expire(first)
 				return
 			}
-			own := daemonStopTimeout
-			if c.StopTimeout > 0 {
-				own = c.StopTimeout
+			d := c.StopTimeout + h.o.RestartMargin
+			select {
+			case <-ctx.Done():
+			case <-time.After(max(d-time.Since(started), 0)):
+				expire(d)
 			}
-			mu.Lock()
-			if timer.Stop() {
-				timer = expire(max(own+h.o.RestartMargin-time.Since(started), 0))
-			}
-			mu.Unlock()
-		}()
+		})
 	}
 	err := h.o.Docker.Restart(ctx, id, timeout)
-	mu.Lock()
 	timer.Stop()
-	mu.Unlock()
 	if err != nil && errors.Is(context.Cause(ctx), errRestartDeadline) {
 		return fmt.Errorf("%w: %w", context.Cause(ctx), err)
 	}
