@@ -88,7 +88,9 @@ func TestOwnStopTimeoutIsHonoured(t *testing.T) {
 	env.Run(t, dockertest.Spec{Name: slow, Labels: map[string]string{label: "true"}, Args: []string{"--stop-timeout", "30"},
 		Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_TERM_DELAY": "12s"}})
 	env.Run(t, dockertest.Spec{Name: quick, Labels: map[string]string{label: "true", label + ".stop_timeout": "0.4"},
-		Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_TERM_DELAY": "600ms"}})
+		// 200 ms: well inside the second that 0.4 rounds up to, even on a
+		// loaded machine; rounded down to 0 it would be SIGKILLed at once.
+		Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_TERM_DELAY": "200ms"}})
 	for _, name := range []string{slow, quick} {
 		dockerEvents.Wait(t, wait, name+" healthy", dockertest.Is(name, "health_status: healthy"))
 		sick(t, name)
