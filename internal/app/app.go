@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +52,11 @@ type App struct {
 	started  time.Time
 	dupes    prometheus.Counter
 	sent     *prometheus.CounterVec
+	restarts *prometheus.CounterVec
 	observed *prometheus.CounterVec
+
+	// relisted asks for a listing of the containers for the status view.
+	relisted chan struct{}
 
 	dockerUp  atomic.Bool
 	dockerErr atomic.Pointer[string]
@@ -66,7 +69,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, version: version, docker: dc, reg: prometheus.NewRegistry(), view: status.NewView(), started: time.Now()}
+	a := &App{cfg: cfg, log: log, version: version, docker: dc, reg: prometheus.NewRegistry(), view: status.NewView(), started: time.Now(), relisted: make(chan struct{}, 1)}
 	// The host names the JetStream domain, so it is known before the bus.
 	a.host = a.resolveHost(ctx)
 	bo := bus.Options{
@@ -113,7 +116,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		Help:    "Time from reading a Docker event to sending its restart request.",
 		Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1},
 	})
-	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
+	a.restarts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hmd_restarts_total",
 		Help: "Restarts by container and result.",
 	}, []string{"container", "result"})
@@ -128,7 +131,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	a.reg.MustRegister(healed, a.observed, a.sent, a.dupes,
 		newStreamCollector(a.streamState),
 	)
-	a.reg.MustRegister(latency, restarts,
+	a.reg.MustRegister(latency, a.restarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hmd_docker_connected", Help: "1 while the Docker daemon is reachable."}, func() float64 {
 			if a.dockerUp.Load() {
@@ -160,7 +163,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 			if err != nil {
 				result = "error"
 			}
-			restarts.WithLabelValues(name, result).Inc()
+			a.restarts.WithLabelValues(name, result).Inc()
 		},
 	})
 	return a, nil
@@ -224,6 +227,7 @@ func (a *App) Ready() error {
 // DockerConnected implements docker.Status.
 func (a *App) DockerConnected(info docker.Info) {
 	a.dockerUp.Store(true)
+	a.relist()
 	a.log.Info("docker connected", "daemon", info.Name, "version", info.Version, "api", info.APIVersion, "host", a.docker.Host())
 	a.lifecycle(events.DockerConnected, events.Data{Version: info.Version, Reason: "api " + info.APIVersion})
 }
@@ -291,11 +295,13 @@ func (a *App) Run(ctx context.Context) error {
 	watcher := docker.NewWatcher(a.docker, func(o events.Observed) {
 		a.observed.WithLabelValues(string(o.Kind)).Inc()
 		a.healer.Handle(o)
+		if o.Kind == events.DockerDestroy {
+			a.forgetSeries(o.Name)
+		}
 	}, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
 	watcher.ReconcileEvery(a.cfg.DockerReconcileInterval)
-	g.Add(func() error {
-		return bus.Follow(gctx, a.bus.JetStream(), bus.EventsStream, events.SubjectRoot+".>", time.Now().Add(-status.Window), a.project)
-	}, func(error) { cancel() })
+	g.Add(func() error { return a.followView(gctx) }, func(error) { cancel() })
+	g.Add(func() error { return a.listView(gctx) }, func(error) { cancel() })
 	g.Add(func() error { return watcher.Run(gctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.healer.Run(gctx) }, func(error) { cancel() })
 	if cl != nil {
@@ -394,8 +400,8 @@ func (a *App) streamState() jetstream.StreamState {
 	return s.CachedInfo().State
 }
 
-// Status is the JSON of the status endpoint: the watched containers as
-// Docker lists them now, with what the event history says of each.
+// Status is the JSON of the status endpoint: the watched containers as the
+// healer's own view holds them (see status.go).
 type Status struct {
 	Host            string             `json:"host"`
 	Version         string             `json:"version"`
@@ -405,49 +411,4 @@ type Status struct {
 	DockerError     string             `json:"docker_error,omitempty"`
 	Containers      []status.Container `json:"containers"`
 	Events          []events.Event     `json:"events"`
-}
-
-// Status builds the status with the last limit events.
-func (a *App) Status(ctx context.Context, limit int) (any, error) {
-	snap := a.view.Snapshot(time.Now(), limit)
-	st := Status{Host: a.host, Version: a.version, DockerConnected: a.dockerUp.Load(), Events: snap.Events, Containers: []status.Container{}}
-	if err := a.Ready(); err != nil {
-		st.NotReady = err.Error()
-	} else {
-		st.Ready = true
-	}
-	known := map[string]status.Container{}
-	for _, c := range snap.Containers {
-		if c.Host == a.host {
-			known[c.ID] = c
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	list, err := a.docker.List(ctx)
-	if err != nil {
-		// The history still tells most of it.
-		st.DockerError = err.Error()
-		st.Containers = snap.Containers
-		return st, nil
-	}
-	for _, c := range list {
-		if !config.Selected(c.Labels, a.cfg.ContainerLabel) || !config.InNamespace(c.Name, a.cfg.Namespace) {
-			continue
-		}
-		sc, ok := known[c.ID]
-		if !ok {
-			sc = status.Container{ID: c.ID, Host: a.host, Restarts: []status.Restart{}}
-		}
-		sc.Name, sc.Image, sc.Health = strings.TrimPrefix(c.Name, "/"), c.Image, c.Health
-		sc.State = "exited"
-		switch {
-		case c.Restarting:
-			sc.State = "restarting"
-		case c.Running:
-			sc.State = "running"
-		}
-		st.Containers = append(st.Containers, sc)
-	}
-	return st, nil
 }

@@ -1,7 +1,8 @@
 // Package status owns the healer's view of its containers for people: a
 // projection of the event stream (restarts in the frame, given up, the
-// restarts of the last day, the last events) that the status endpoint and
-// page read.
+// restarts of the last day, the last events), corrected by a listing of
+// the containers when the healer connects and reconciles, that the status
+// endpoint and page read. Serving it costs the Docker daemon nothing.
 package status
 
 import (
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/healmydocker/healmydocker/internal/events"
 )
@@ -42,63 +44,159 @@ type Container struct {
 	LastEventTime   *time.Time `json:"last_event_time,omitempty"`
 }
 
-// View is the projection. Apply and Snapshot may be called concurrently.
+// entry is one container in the view. It is kept small: a host watches
+// thousands of containers.
+type entry struct {
+	id, name, host, image string
+	state, health         string
+	lastEvent             events.Kind
+	lastEventTime         time.Time
+	frameStart            time.Time
+	restartsInFrame       int32
+	givenUp               bool
+	// listed: the latest listing of its host had it, or an event newer
+	// than that listing was about it.
+	listed   bool
+	restarts []Restart
+}
+
+type key struct{ host, id string }
+
+// View is the projection. Its methods may be called concurrently.
 type View struct {
 	mu         sync.Mutex
-	containers map[string]*Container // by host and container id
-	recent     []events.Event
+	containers map[key]*entry
+	// listedAt is, per host, the time of its latest listing: events older
+	// than it do not overrule what the listing said.
+	listedAt map[string]time.Time
+	// recent is a ring of the last maxEvents events; next is where the
+	// next one goes.
+	recent []events.Event
+	next   int
 }
 
 // NewView returns an empty view.
-func NewView() *View { return &View{containers: map[string]*Container{}} }
+func NewView() *View {
+	return &View{containers: map[key]*entry{}, listedAt: map[string]time.Time{}}
+}
 
-func key(host, id string) string { return host + "/" + id }
+// intern returns one shared copy of s: image names, hosts and reasons
+// repeat across thousands of containers and events.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
 
 // Apply folds one event into the view.
 func (v *View) Apply(e events.Event) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.recent = append(v.recent, e)
-	if n := len(v.recent) - maxEvents; n > 0 {
-		v.recent = append(v.recent[:0:0], v.recent[n:]...)
+	if len(v.recent) < maxEvents {
+		v.recent = append(v.recent, e)
+	} else {
+		v.recent[v.next] = e
 	}
+	v.next = (v.next + 1) % maxEvents
 	d := e.Data
 	if d.ContainerID == "" {
 		return
 	}
-	k := key(d.Host, d.ContainerID)
+	k := key{d.Host, d.ContainerID}
 	if e.Kind() == events.DockerDestroy {
 		delete(v.containers, k)
 		return
 	}
 	c := v.containers[k]
 	if c == nil {
-		c = &Container{ID: d.ContainerID, Host: d.Host, Restarts: []Restart{}}
+		k.host = intern(k.host)
+		c = &entry{id: d.ContainerID, host: k.host}
 		v.containers[k] = c
 	}
-	if d.Container != "" {
-		c.Name = d.Container
+	listed, seen := v.listedAt[d.Host]
+	// An event older than the host's latest listing is history: it adds
+	// to the timeline but the listing knows the state better.
+	current := !seen || !e.Time.Before(listed)
+	if current {
+		c.listed = true
 	}
-	if d.Image != "" {
-		c.Image = d.Image
+	if d.Container != "" && (current || c.name == "") {
+		c.name = d.Container
 	}
-	t := e.Time
-	c.LastEvent, c.LastEventTime = string(e.Kind()), &t
+	if d.Image != "" && (current || c.image == "") {
+		c.image = intern(d.Image)
+	}
+	if current || c.lastEventTime.IsZero() {
+		c.lastEvent, c.lastEventTime = e.Kind(), e.Time
+	}
 	switch e.Kind() {
 	case events.DockerUnhealthy:
-		c.Health = "unhealthy"
+		if current {
+			c.health = "unhealthy"
+		}
 	case events.DockerHealthy:
-		c.Health = "healthy"
+		if current {
+			c.health = "healthy"
+		}
 	case events.DockerStart:
-		c.State = "running"
+		if current {
+			c.state = "running"
+		}
 	case events.DockerDie:
-		c.State = "exited"
+		if current {
+			c.state = "exited"
+		}
 	case events.RestartRequested:
-		c.RestartsInFrame, c.FrameStart, c.GivenUp = d.FrameRestarts, d.FrameStart, false
+		c.restartsInFrame, c.givenUp = int32(d.FrameRestarts), false
+		c.frameStart = time.Time{}
+		if d.FrameStart != nil {
+			c.frameStart = *d.FrameStart
+		}
 	case events.RestartSucceeded, events.RestartFailed:
-		c.Restarts = append(c.Restarts, Restart{Time: e.Time, OK: e.Kind() == events.RestartSucceeded, Reason: d.Reason})
+		c.restarts = append(c.restarts, Restart{Time: e.Time, OK: e.Kind() == events.RestartSucceeded, Reason: intern(d.Reason)})
 	case events.GaveUp:
-		c.GivenUp = true
+		c.givenUp = true
+	}
+}
+
+// Listed is one container as a listing of the daemon shows it.
+type Listed struct {
+	ID, Name, Image, State, Health string
+}
+
+// List folds in a listing of host's watched containers, taken at: the
+// containers it holds are there with the state it shows (unless an event
+// newer than the listing said otherwise), and the others are gone.
+func (v *View) List(host string, at time.Time, cs []Listed) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	host = intern(host)
+	v.listedAt[host] = at
+	in := make(map[string]struct{}, len(cs))
+	for _, l := range cs {
+		in[l.ID] = struct{}{}
+		k := key{host, l.ID}
+		c := v.containers[k]
+		if c == nil {
+			c = &entry{id: l.ID, host: host}
+			v.containers[k] = c
+		}
+		c.listed = true
+		if !c.lastEventTime.After(at) {
+			c.name, c.image, c.state, c.health = l.Name, intern(l.Image), l.State, l.Health
+		}
+	}
+	for k, c := range v.containers {
+		if _, ok := in[k.id]; k.host == host && !ok && !c.lastEventTime.After(at) {
+			if len(c.restarts) == 0 {
+				delete(v.containers, k)
+			} else {
+				// Its restarts stay until an event says it is gone, so a
+				// listing that races its recreation loses nothing.
+				c.listed = false
+			}
+		}
 	}
 }
 
@@ -109,18 +207,38 @@ type Snapshot struct {
 	Events     []events.Event `json:"events"`
 }
 
-// Snapshot copies the view out.
-func (v *View) Snapshot(now time.Time, limit int) Snapshot {
+// Snapshot copies the view out: the containers of host ("" for every
+// host) that are there now.
+func (v *View) Snapshot(now time.Time, limit int) Snapshot { return v.SnapshotOf("", now, limit) }
+
+// SnapshotOf is Snapshot for the containers of one host ("" for all).
+func (v *View) SnapshotOf(host string, now time.Time, limit int) Snapshot {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	s := Snapshot{Containers: []Container{}, Events: []events.Event{}}
+	s := Snapshot{Containers: make([]Container, 0, len(v.containers)), Events: []events.Event{}}
 	cut := now.Add(-Window)
-	for _, c := range v.containers {
-		i := sort.Search(len(c.Restarts), func(i int) bool { return !c.Restarts[i].Time.Before(cut) })
-		c.Restarts = c.Restarts[i:]
-		cc := *c
-		cc.Restarts = slices.Clone(c.Restarts)
-		s.Containers = append(s.Containers, cc)
+	for k, c := range v.containers {
+		i := sort.Search(len(c.restarts), func(i int) bool { return !c.restarts[i].Time.Before(cut) })
+		if i > 0 {
+			c.restarts = slices.Clone(c.restarts[i:])
+		}
+		if (host != "" && k.host != host) || !c.listed {
+			continue
+		}
+		out := Container{ID: c.id, Name: c.name, Host: c.host, Image: c.image, State: c.state, Health: c.health,
+			RestartsInFrame: int(c.restartsInFrame), GivenUp: c.givenUp, Restarts: slices.Clone(c.restarts), LastEvent: string(c.lastEvent)}
+		if out.Restarts == nil {
+			out.Restarts = []Restart{}
+		}
+		if !c.frameStart.IsZero() {
+			fs := c.frameStart
+			out.FrameStart = &fs
+		}
+		if !c.lastEventTime.IsZero() {
+			t := c.lastEventTime
+			out.LastEventTime = &t
+		}
+		s.Containers = append(s.Containers, out)
 	}
 	sort.Slice(s.Containers, func(i, j int) bool {
 		a, b := s.Containers[i], s.Containers[j]
@@ -129,8 +247,8 @@ func (v *View) Snapshot(now time.Time, limit int) Snapshot {
 		}
 		return a.Name < b.Name
 	})
-	for i := len(v.recent) - 1; i >= 0 && len(s.Events) < limit; i-- {
-		s.Events = append(s.Events, v.recent[i])
+	for i := 1; i <= len(v.recent) && len(s.Events) < limit; i++ {
+		s.Events = append(s.Events, v.recent[(v.next-i+len(v.recent))%len(v.recent)])
 	}
 	return s
 }

@@ -34,20 +34,32 @@ func main() {
 	logLevel := flag.String("healer-log-level", "warn", "the healer's log level")
 	image := flag.String("image", "healmydocker:local", "the project's image, whose size is reported (empty: none)")
 	fleet := flag.Int("fleet-storm", 500, "containers per host in the fleet ingest storm (0: skip)")
-	only := flag.String("only", "", "run only this part: fleet or footprint")
+	only := flag.String("only", "", "run only this part: footprint, startup, scale, status or fleet")
 	idle := flag.Duration("idle", 30*time.Second, "idle window for CPU time")
+	fpSizes := flag.String("footprint-sizes", "0,100,1000,10000", "watched containers per footprint row (the first is the baseline)")
+	heapOut := flag.String("heapprofile", "", "write a heap profile of an in-process healer at 10,000 watched containers to this file, and exit")
 	flag.Parse()
-	if *only == "footprint" {
-		sec, err := footprint(*healer, *idle)
-		if err != nil {
+	if *heapOut != "" {
+		if err := heapProfile(10000, 3*time.Second+*idle, *heapOut); err != nil {
 			fmt.Fprintln(os.Stderr, "hmdbench:", err)
 			os.Exit(1)
 		}
-		fmt.Printf("%s\nProduced by `%s` on %s.\n", sec, strings.Join(os.Args, " "), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 		return
 	}
-	if *only == "fleet" {
-		sec, err := fleetIngest(*healer, *fleet)
+	parts := map[string]func() (string, error){
+		"footprint": func() (string, error) { return footprint(*healer, *idle, ints(*fpSizes)) },
+		"startup":   func() (string, error) { return startup(*healer) },
+		"scale":     func() (string, error) { return scale(*healer) },
+		"status":    func() (string, error) { return statusLoad(*healer) },
+		"fleet":     func() (string, error) { return fleetIngest(*healer, *fleet) },
+	}
+	if *only != "" {
+		part, ok := parts[*only]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "hmdbench: -only %q: want footprint, startup, scale, status or fleet\n", *only)
+			os.Exit(2)
+		}
+		sec, err := part()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "hmdbench:", err)
 			os.Exit(1)
@@ -149,11 +161,21 @@ func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval
 	}
 	fmt.Fprintf(&report, "\n## The healer's own time\n\nFrom reading the Docker event to sending the restart request (`hmd_heal_decision_seconds`, all healer rounds together): %.0f restarts, p99 %s. Target: p99 ≤ 1 ms. Publishing to JetStream is not on this path: the healer only appends to an in-memory queue.\n\nCumulative counts: %s.\n", b.decisions.count, b.decisions.p99(), b.decisions)
 	report.WriteString(sizesSection(healerBin, image))
-	fp, err := footprint(healerBin, idle)
-	if err != nil {
-		return fmt.Errorf("footprint: %w", err)
+	for _, part := range []struct {
+		name string
+		f    func() (string, error)
+	}{
+		{"footprint", func() (string, error) { return footprint(healerBin, idle, []int{0, 100, 1000, 10000}) }},
+		{"startup", func() (string, error) { return startup(healerBin) }},
+		{"scale", func() (string, error) { return scale(healerBin) }},
+		{"status load", func() (string, error) { return statusLoad(healerBin) }},
+	} {
+		sec, err := part.f()
+		if err != nil {
+			return fmt.Errorf("%s: %w", part.name, err)
+		}
+		report.WriteString(sec)
 	}
-	report.WriteString(fp)
 	if fleetSize > 0 {
 		sec, err := fleetIngest(healerBin, fleetSize)
 		if err != nil {
@@ -461,4 +483,15 @@ func sizesSection(healerBin, image string) string {
 		}
 	}
 	return b.String()
+}
+
+// ints parses a comma-separated list of integers; bad items are skipped.
+func ints(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
