@@ -1,6 +1,7 @@
 package status
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,5 +82,44 @@ func TestView(t *testing.T) {
 				t.Errorf("limit 1 gave %d events", len(lim.Events))
 			}
 		})
+	}
+}
+
+// A listing says what is there; events older than it are history, newer
+// ones overrule it; a container it lacks is gone.
+func TestViewList(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	ev := func(k events.Kind, at time.Duration, id string) events.Event {
+		d := events.Data{Host: "h", ContainerID: id, Container: "web-" + id}
+		return events.New(k, string(k)+id+at.String(), now.Add(at), d.Container, d)
+	}
+	v := NewView()
+	// Replayed history arrives after the listing: a container destroyed
+	// while the healer was down, and an old death of a running one.
+	v.List("h", now, []Listed{{ID: "a", Name: "web-a", State: "running", Health: "healthy"}, {ID: "b", Name: "web-b", State: "running"}})
+	v.Apply(ev(events.DockerStart, -2*time.Hour, "gone"))
+	v.Apply(ev(events.DockerDie, -time.Hour, "a"))
+	v.Apply(ev(events.RestartSucceeded, -time.Hour, "a"))
+	// Live events after the listing.
+	v.Apply(ev(events.DockerUnhealthy, time.Second, "a"))
+	v.Apply(ev(events.DockerStart, time.Second, "c"))
+	v.Apply(ev(events.DockerDestroy, time.Second, "b"))
+	got := map[string]string{}
+	for _, c := range v.SnapshotOf("h", now.Add(time.Minute), 0).Containers {
+		got[c.ID] = c.State + "/" + c.Health + "/" + fmt.Sprint(len(c.Restarts))
+	}
+	want := map[string]string{"a": "running/unhealthy/1", "c": "running//0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	// A later listing without c removes it.
+	v.List("h", now.Add(time.Minute), []Listed{{ID: "a", Name: "web-a", State: "exited"}})
+	s := v.SnapshotOf("h", now.Add(time.Minute), 0)
+	if len(s.Containers) != 1 || s.Containers[0].ID != "a" || s.Containers[0].State != "exited" {
+		t.Errorf("after the second listing: %+v", s.Containers)
+	}
+	if other := v.SnapshotOf("elsewhere", now, 0); len(other.Containers) != 0 {
+		t.Errorf("another host's snapshot: %+v", other.Containers)
 	}
 }

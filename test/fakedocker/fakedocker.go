@@ -45,6 +45,7 @@ type Server struct {
 	streams    chan struct{} // closed to cut every event stream
 	garbage    []byte        // written by streams as they are cut
 	calls      []string
+	requests   map[string]int // by endpoint, every API request
 	last       int64
 }
 
@@ -55,7 +56,7 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{path: path, ln: ln, containers: map[string]*Container{}, subs: map[chan events.Message]struct{}{}, streams: make(chan struct{})}
+	s := &Server{path: path, ln: ln, containers: map[string]*Container{}, subs: map[chan events.Message]struct{}{}, streams: make(chan struct{}), requests: map[string]int{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -180,6 +181,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Api-Version", "1.41")
 	w.Header().Set("Ostype", "linux")
+	s.mu.Lock()
+	s.requests[endpoint(r.Method, path)]++
+	s.mu.Unlock()
 	switch {
 	case path == "/_ping":
 		_, _ = w.Write([]byte("OK"))
@@ -198,6 +202,38 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, `{"message":"not in the fake: `+path+`"}`, http.StatusNotFound)
 	}
+}
+
+// endpoint names an API request for Requests: "GET /containers/json",
+// "POST /containers/{id}/restart".
+func endpoint(method, path string) string {
+	if rest, ok := strings.CutPrefix(path, "/containers/"); ok && rest != "json" {
+		_, op, _ := strings.Cut(rest, "/")
+		path = "/containers/{id}/" + op
+	}
+	return method + " " + path
+}
+
+// Requests counts the API requests made so far, by endpoint (method and
+// path, container ids replaced by {id}).
+func (s *Server) Requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.requests))
+	for k, v := range s.requests {
+		out[k] = v
+	}
+	return out
+}
+
+// Remove removes a container as `docker rm` would: it is gone and its
+// destroy event is sent.
+func (s *Server) Remove(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The daemon's destroy event still carries the name and labels.
+	s.emitLocked(id, events.ActionDestroy, nil)
+	delete(s.containers, id)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -298,7 +334,18 @@ func summary(c *Container) container.Summary {
 	if c.Running {
 		state = container.StateRunning
 	}
-	return container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: "fake", Labels: c.Labels, State: state, Status: string(state)}
+	// The daemon's status text: "Up 5 minutes (healthy)", "Exited (0) 2 seconds ago".
+	text := "Exited (0) 1 second ago"
+	if c.Running {
+		text = "Up 1 second"
+		switch c.Health {
+		case "starting":
+			text += " (health: starting)"
+		case "healthy", "unhealthy":
+			text += " (" + c.Health + ")"
+		}
+	}
+	return container.Summary{ID: c.ID, Names: []string{"/" + c.Name}, Image: "fake", Labels: c.Labels, State: state, Status: text}
 }
 
 func (s *Server) container(w http.ResponseWriter, r *http.Request, id, op string) {
@@ -342,8 +389,8 @@ func (s *Server) container(w http.ResponseWriter, r *http.Request, id, op string
 		w.WriteHeader(http.StatusNoContent)
 	case op == "" && r.Method == http.MethodDelete:
 		s.calls = append(s.calls, "delete "+id)
-		delete(s.containers, id)
 		s.emitLocked(id, events.ActionDestroy, nil)
+		delete(s.containers, id)
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		http.Error(w, fmt.Sprintf(`{"message":"not in the fake: %s %s"}`, r.Method, op), http.StatusNotFound)

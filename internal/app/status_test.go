@@ -1,0 +1,154 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/events"
+
+	"github.com/healmydocker/healmydocker/internal/config"
+	"github.com/healmydocker/healmydocker/test/fakedocker"
+)
+
+// dockerCalls is every request to the fake but the periodic ping.
+func dockerCalls(fake *fakedocker.Server) int {
+	n := 0
+	for ep, c := range fake.Requests() {
+		if !strings.HasSuffix(ep, "/_ping") {
+			n += c
+		}
+	}
+	return n
+}
+
+// The status is the healer's own view: listed once at connect, then kept
+// current by the events, with no Docker call per request; a destroyed
+// container leaves it and takes its metric series along.
+func TestStatusFromOwnView(t *testing.T) {
+	fake, err := fakedocker.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fake.Close() })
+	for i := range 3 {
+		fake.Add(fakedocker.Container{ID: fmt.Sprintf("c%011d", i), Name: fmt.Sprintf("svc-%d", i), Running: true, Health: "healthy", Labels: map[string]string{"healme": "true"}})
+	}
+	fake.Add(fakedocker.Container{ID: "other0000000", Name: "other", Running: true, Labels: map[string]string{"unrelated": "x"}})
+	t.Setenv("DOCKER_HOST", fake.Host())
+	cfg, err := config.Load(nil, []string{"HMD_DATA_DIR=" + t.TempDir(), "HMD_HOST_NAME=viewhost", "HMD_HTTP_PORT=0",
+		"HMD_DOCKER_PING_INTERVAL=1h", "HMD_DOCKER_RECONCILE_INTERVAL=0"}, io.Discard, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := New(ctx, cfg, slog.New(slog.DiscardHandler), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	status := func() Status {
+		t.Helper()
+		st, err := a.Status(context.Background(), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.(Status)
+	}
+	// waitFor polls the status, which costs the daemon nothing, until ok.
+	waitFor := func(what string, ok func(Status) bool) Status {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st := status()
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status stayed %+v", what, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	byName := func(st Status) map[string]string {
+		m := map[string]string{}
+		for _, c := range st.Containers {
+			m[c.Name] = c.State + "/" + c.Health
+		}
+		return m
+	}
+	st := waitFor("the listing at connect", func(st Status) bool { return st.Ready && len(st.Containers) == 3 })
+	if got := byName(st); got["svc-0"] != "running/healthy" || got["other"] != "" {
+		t.Fatalf("listed containers: %v", got)
+	}
+
+	before := dockerCalls(fake)
+	for range 200 {
+		status()
+	}
+	if after := dockerCalls(fake); after != before {
+		t.Errorf("200 status requests made %d Docker calls (%v)", after-before, fake.Requests())
+	}
+
+	// Events keep it current: a container turns unhealthy, is restarted by
+	// the healer and is healthy again; another dies; a third is removed.
+	fake.Emit("c00000000000", events.ActionHealthStatusUnhealthy, nil)
+	waitFor("the restart in the view", func(st Status) bool {
+		for _, c := range st.Containers {
+			if c.Name == "svc-0" && len(c.Restarts) == 1 && c.Restarts[0].OK {
+				return true
+			}
+		}
+		return false
+	})
+	fake.Emit("c00000000000", events.ActionHealthStatusHealthy, nil)
+	fake.Emit("c00000000001", events.ActionDie, map[string]string{"exitCode": "0"})
+	waitFor("health and death from events", func(st Status) bool {
+		got := byName(st)
+		return got["svc-0"] == "running/healthy" && strings.HasPrefix(got["svc-1"], "exited/")
+	})
+	if restartSeries(t, a) != 1 {
+		t.Fatalf("want one hmd_restarts_total series after the restart, got %d", restartSeries(t, a))
+	}
+	fake.Remove("c00000000000")
+	waitFor("the destroyed container gone", func(st Status) bool {
+		_, there := byName(st)["svc-0"]
+		return !there && len(st.Containers) == 2
+	})
+	if n := restartSeries(t, a); n != 0 {
+		t.Errorf("a destroyed container's restart series stayed: %d", n)
+	}
+	// Only the listing at connect reached the daemon beyond the restart's
+	// own calls: no status request did.
+	reqs := fake.Requests()
+	if n := reqs["GET /containers/json"]; n < 1 || n > 3 {
+		t.Errorf("container lists: %d (%v)", n, reqs)
+	}
+}
+
+// restartSeries counts the series of hmd_restarts_total.
+func restartSeries(t *testing.T, a *App) int {
+	t.Helper()
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "hmd_restarts_total" {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
