@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,11 @@ type App struct {
 
 	// relisted asks for a listing of the containers for the status view.
 	relisted chan struct{}
+	// The latest status JSON, served while its key holds (status.go).
+	statusMu   sync.Mutex
+	statusKey  statusKey
+	statusAt   time.Time
+	statusBody json.RawMessage
 
 	dockerUp  atomic.Bool
 	dockerErr atomic.Pointer[string]

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -14,21 +15,45 @@ import (
 )
 
 // Status builds the status with the last limit events from the healer's
-// own view: it makes no Docker call, so polling it costs the daemon nothing.
+// own view: it makes no Docker call, so polling it costs the daemon
+// nothing. The JSON is encoded once per change of the view (and at most
+// every statusMaxAge, as restarts leave the day's window), not per request:
+// with a thousand containers it is hundreds of KB.
 func (a *App) Status(_ context.Context, limit int) (any, error) {
-	snap := a.view.SnapshotOf(a.host, time.Now(), limit)
-	st := Status{Host: a.host, Version: a.version, DockerConnected: a.dockerUp.Load(), Events: snap.Events, Containers: snap.Containers}
+	k := statusKey{version: a.view.Version(), limit: limit, docker: a.dockerUp.Load()}
 	if err := a.Ready(); err != nil {
-		st.NotReady = err.Error()
-	} else {
-		st.Ready = true
+		k.notReady = err.Error()
 	}
-	if !st.DockerConnected {
-		if p := a.dockerErr.Load(); p != nil {
-			st.DockerError = *p
-		}
+	if p := a.dockerErr.Load(); p != nil && !k.docker {
+		k.dockerErr = *p
 	}
-	return st, nil
+	now := time.Now()
+	a.statusMu.Lock()
+	defer a.statusMu.Unlock()
+	if a.statusBody != nil && a.statusKey == k && now.Sub(a.statusAt) < statusMaxAge {
+		return a.statusBody, nil
+	}
+	snap := a.view.SnapshotOf(a.host, now, limit)
+	st := Status{Host: a.host, Version: a.version, Ready: k.notReady == "", NotReady: k.notReady,
+		DockerConnected: k.docker, DockerError: k.dockerErr, Events: snap.Events, Containers: snap.Containers}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode status: %w", err)
+	}
+	a.statusKey, a.statusAt, a.statusBody = k, now, json.RawMessage(append(b, '\n'))
+	return a.statusBody, nil
+}
+
+// statusMaxAge bounds how long an encoded status serves while the view
+// does not change.
+const statusMaxAge = time.Second
+
+// statusKey is what an encoded status depends on besides the time.
+type statusKey struct {
+	version             uint64
+	limit               int
+	docker              bool
+	notReady, dockerErr string
 }
 
 // relist asks listView for a listing; it never blocks (it runs on the

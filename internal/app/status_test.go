@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -61,11 +62,15 @@ func TestStatusFromOwnView(t *testing.T) {
 
 	status := func() Status {
 		t.Helper()
-		st, err := a.Status(context.Background(), 10)
+		raw, err := a.Status(context.Background(), 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.(Status)
+		var st Status
+		if err := json.Unmarshal(raw.(json.RawMessage), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
 	}
 	// waitFor polls the status, which costs the daemon nothing, until ok.
 	waitFor := func(what string, ok func(Status) bool) Status {

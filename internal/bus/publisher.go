@@ -155,6 +155,11 @@ func (p *Publisher) flush(ctx context.Context) {
 		p.mu.Lock()
 		// Only the stored prefix leaves the queue, so order is kept.
 		p.queue = p.queue[min(stored, len(p.queue)):]
+		if len(p.queue) == 0 {
+			// Let go of the burst's array: a slice emptied from the front
+			// still holds all of it.
+			p.queue = nil
+		}
 		if err != nil {
 			msg := err.Error()
 			if msg != p.lastErr {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/moby/moby/api/types/events"
@@ -216,6 +217,16 @@ func (w *Watcher) prune() {
 	}
 }
 
+// intern returns one shared copy of s: what the healer keeps of each event
+// (its container's name and image) repeats event after event, and images
+// across containers.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
+
 // Convert turns a daemon event into an observation; ok is false for
 // events the healer does not publish.
 func Convert(m events.Message) (hmd.Observed, bool) {
@@ -255,8 +266,8 @@ func Convert(m events.Message) (hmd.Observed, bool) {
 	o := hmd.Observed{
 		Kind:        k,
 		ContainerID: m.Actor.ID,
-		Name:        attrs["name"],
-		Image:       attrs["image"],
+		Name:        intern(attrs["name"]),
+		Image:       intern(attrs["image"]),
 		Signal:      attrs["signal"],
 		DockerTime:  time.Unix(0, t),
 		Labels:      make(map[string]string, len(attrs)),

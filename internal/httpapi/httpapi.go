@@ -28,7 +28,8 @@ type Options struct {
 	// Ready says why the healer is not ready.
 	Ready   func() error
 	Metrics http.Handler
-	// Status is the JSON of GET <prefix>/ with ?limit= events.
+	// Status is the JSON of GET <prefix>/ with ?limit= events: a value to
+	// encode, or a json.RawMessage written as it is.
 	Status func(ctx context.Context, limit int) (any, error)
 	// Subscribe calls f with each live event's JSON until cancel.
 	Subscribe func(f func([]byte)) (cancel func(), err error)
@@ -132,6 +133,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if raw, ok := st.(json.RawMessage); ok {
+		// Encoded already, as the caller serves it.
+		_, _ = w.Write(raw)
+		return
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(st)

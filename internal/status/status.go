@@ -73,6 +73,8 @@ type View struct {
 	// next one goes.
 	recent []events.Event
 	next   int
+	// version counts the changes, so readers can tell a copy is current.
+	version uint64
 }
 
 // NewView returns an empty view.
@@ -93,6 +95,7 @@ func intern(s string) string {
 func (v *View) Apply(e events.Event) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.version++
 	if len(v.recent) < maxEvents {
 		v.recent = append(v.recent, e)
 	} else {
@@ -171,6 +174,7 @@ type Listed struct {
 func (v *View) List(host string, at time.Time, cs []Listed) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.version++
 	host = intern(host)
 	v.listedAt[host] = at
 	in := make(map[string]struct{}, len(cs))
@@ -198,6 +202,13 @@ func (v *View) List(host string, at time.Time, cs []Listed) {
 			}
 		}
 	}
+}
+
+// Version changes whenever the view does.
+func (v *View) Version() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.version
 }
 
 // Snapshot is the view at now: containers by name, their restarts within

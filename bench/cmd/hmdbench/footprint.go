@@ -344,6 +344,3 @@ func fillHistory(dataDir string, containers, per int) error {
 	wg.Wait()
 	return nil
 }
-
-// statusLoad is filled in below.
-func statusLoad(healerBin string) (string, error) { return "", fmt.Errorf("not yet") }

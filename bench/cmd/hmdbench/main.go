@@ -34,7 +34,7 @@ func main() {
 	logLevel := flag.String("healer-log-level", "warn", "the healer's log level")
 	image := flag.String("image", "healmydocker:local", "the project's image, whose size is reported (empty: none)")
 	fleet := flag.Int("fleet-storm", 500, "containers per host in the fleet ingest storm (0: skip)")
-	only := flag.String("only", "", "run only this part: footprint, startup, scale, status or fleet")
+	only := flag.String("only", "", "run only this part: footprint, startup, scale, status, series or fleet")
 	idle := flag.Duration("idle", 30*time.Second, "idle window for CPU time")
 	fpSizes := flag.String("footprint-sizes", "0,100,1000,10000", "watched containers per footprint row (the first is the baseline)")
 	heapOut := flag.String("heapprofile", "", "write a heap profile of an in-process healer at 10,000 watched containers to this file, and exit")
@@ -51,12 +51,13 @@ func main() {
 		"startup":   func() (string, error) { return startup(*healer) },
 		"scale":     func() (string, error) { return scale(*healer) },
 		"status":    func() (string, error) { return statusLoad(*healer) },
+		"series":    func() (string, error) { return series(*healer) },
 		"fleet":     func() (string, error) { return fleetIngest(*healer, *fleet) },
 	}
 	if *only != "" {
 		part, ok := parts[*only]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "hmdbench: -only %q: want footprint, startup, scale, status or fleet\n", *only)
+			fmt.Fprintf(os.Stderr, "hmdbench: -only %q: want footprint, startup, scale, status, series or fleet\n", *only)
 			os.Exit(2)
 		}
 		sec, err := part()
@@ -169,6 +170,7 @@ func run(healerBin, floorBin, out string, rounds int, sizesFlag string, interval
 		{"startup", func() (string, error) { return startup(healerBin) }},
 		{"scale", func() (string, error) { return scale(healerBin) }},
 		{"status load", func() (string, error) { return statusLoad(healerBin) }},
+		{"series", func() (string, error) { return series(healerBin) }},
 	} {
 		sec, err := part.f()
 		if err != nil {
