@@ -96,10 +96,9 @@ func statusLoad(healerBin string) (string, error) {
 		size  int
 		wg    sync.WaitGroup
 	)
-	tick := time.NewTicker(time.Second / rate)
-	end := time.Now().Add(dur)
-	for time.Now().Before(end) {
-		<-tick.C
+	start := time.Now()
+	for i := range int(dur.Seconds() * rate) {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / rate)))
 		wg.Go(func() {
 			d, sz, err := get()
 			mu.Lock()
@@ -111,7 +110,6 @@ func statusLoad(healerBin string) (string, error) {
 			lat, size = append(lat, d), sz
 		})
 	}
-	tick.Stop()
 	wg.Wait()
 	calls := dockerCalls(p.fake) - calls0
 	rss1 := p.rss()
