@@ -92,6 +92,9 @@ func (a *App) listView(ctx context.Context) error {
 	}
 }
 
+// followAnyway is how long the status view's replay waits for readiness.
+const followAnyway = 10 * time.Second
+
 func (a *App) listOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -119,17 +122,23 @@ func (a *App) listOnce(ctx context.Context) error {
 }
 
 // followView replays the last status.Window of events into the view, then
-// follows new ones. It starts once the healer is ready: the replay is for
-// people and must not hold up healing.
+// follows new ones. It starts once the healer is ready, or after
+// followAnyway if it is not (Docker down: the history is then all the page
+// can show): the replay is for people and must not hold up healing.
 func (a *App) followView(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	anyway := time.After(followAnyway)
 	for a.Ready() != nil {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-anyway:
+			a.log.Info("not ready yet; reading the status page's history anyway", "after", followAnyway)
 		case <-t.C:
+			continue
 		}
+		break
 	}
 	t.Stop()
 	if err := bus.Follow(ctx, a.bus.JetStream(), bus.EventsStream, events.SubjectRoot+".>", time.Now().Add(-status.Window), a.project); err != nil {
