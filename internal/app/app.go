@@ -409,12 +409,14 @@ func (a *App) streamState() jetstream.StreamState {
 // Status is the JSON of the status endpoint: the watched containers as the
 // healer's own view holds them (see status.go).
 type Status struct {
-	Host            string             `json:"host"`
-	Version         string             `json:"version"`
-	Ready           bool               `json:"ready"`
-	NotReady        string             `json:"not_ready,omitempty"`
-	DockerConnected bool               `json:"docker_connected"`
-	DockerError     string             `json:"docker_error,omitempty"`
-	Containers      []status.Container `json:"containers"`
-	Events          []events.Event     `json:"events"`
+	Host            string `json:"host"`
+	Version         string `json:"version"`
+	Ready           bool   `json:"ready"`
+	NotReady        string `json:"not_ready,omitempty"`
+	DockerConnected bool   `json:"docker_connected"`
+	// DryRun: monitor-only mode, no container is touched.
+	DryRun      bool               `json:"dry_run"`
+	DockerError string             `json:"docker_error,omitempty"`
+	Containers  []status.Container `json:"containers"`
+	Events      []events.Event     `json:"events"`
 }

@@ -35,7 +35,7 @@ func (a *App) Status(_ context.Context, limit int) (any, error) {
 	}
 	snap := a.view.SnapshotOf(a.host, now, limit)
 	st := Status{Host: a.host, Version: a.version, Ready: k.notReady == "", NotReady: k.notReady,
-		DockerConnected: k.docker, DockerError: k.dockerErr, Events: snap.Events, Containers: snap.Containers}
+		DockerConnected: k.docker, DockerError: k.dockerErr, DryRun: a.cfg.Policy.DryRun, Events: snap.Events, Containers: snap.Containers}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode status: %w", err)

@@ -58,6 +58,32 @@ type Policy struct {
 	// label), which under container_label=all is needed for it to apply to
 	// containers without the selection label.
 	HealExitedSet bool
+	// Action is what healing does: restart (the default), stop, notify or
+	// none; a container's label <label>.action overrides it.
+	Action string
+	// DryRun (monitor-only mode) makes every container's action notify, and
+	// marks what would have been done dry_run.
+	DryRun bool
+}
+
+// Actions a policy may take on a container that needs healing.
+const (
+	ActionRestart = "restart"
+	ActionStop    = "stop"
+	ActionNotify  = "notify"
+	ActionNone    = "none"
+)
+
+// Effective is the action healing takes: the policy's, or notify in
+// monitor-only mode for anything that would touch the container.
+func (p Policy) Effective() string {
+	if p.DryRun && (p.Action == ActionRestart || p.Action == ActionStop || p.Action == "") {
+		return ActionNotify
+	}
+	if p.Action == "" {
+		return ActionRestart
+	}
+	return p.Action
 }
 
 // Backoff modes.
@@ -328,6 +354,7 @@ func settings() []setting {
 		boolean("restart_dependents", true, "restart containers with network_mode container:<healed one> after it", func(c *Config) *bool { return &c.Policy.RestartDependents }),
 		integer("max_historic_entries", 50, 1, 100_000, "events kept per container", func(c *Config) *int { return &c.Policy.MaxHistoricEntries }).
 			env("DEFAULT_MAX_HISTORIC_ENTRIES").label(rm + "max_historic_entries"),
+		enum("action", ActionRestart, []string{ActionRestart, ActionStop, ActionNotify, ActionNone}, "what healing does: restart, stop (and leave stopped), notify (decide and tell, touch nothing) or none (record only)", func(c *Config) *string { return &c.Policy.Action }),
 		boolean("clean_duplicates", false, "remove the duplicate containers docker-compose leaves behind (<12 hex>_<name>)", func(c *Config) *bool { return &c.Policy.CleanDuplicates }).
 			env("ENABLE_CLEANING_DUPLICATED_SERVICES", "DEFAULT_ENABLE_DUPLICATED_SERVICES_REMOVING").flag("enable-cleaning-duplicated-services").label(rm + "enable_cleaning_duplicated_services"),
 	}
@@ -337,6 +364,7 @@ func settings() []setting {
 	return append(ss,
 		duration("clean_grace", "60s", 0, month, "a duplicate younger than this is left alone, so a running compose up is never raced", func(c *Config) *time.Duration { return &c.CleanGrace }),
 		duration("clean_interval", "10m", time.Second, month, "how often the cleaner sweeps, besides at start and on container events", func(c *Config) *time.Duration { return &c.CleanInterval }),
+		boolean("dry_run", false, "monitor only: decide and publish as if healing (dry_run: true), send nothing to Docker", func(c *Config) *bool { return &c.Policy.DryRun }),
 		boolean("clean_dry_run", false, "publish what the cleaner would remove, and remove nothing", func(c *Config) *bool { return &c.CleanDryRun }),
 		boolean("run_notifier", true, "run the notifier inside the healer; set false when a separate notifier process serves the targets", func(c *Config) *bool { return &c.RunNotifier }),
 		boolean("run_cleaner", false, "run the cleaner inside the healer even with clean_duplicates off, for containers whose label turns it on", func(c *Config) *bool { return &c.RunCleaner }),

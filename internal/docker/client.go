@@ -248,9 +248,16 @@ func (c *Client) List(ctx context.Context) ([]hmd.Container, error) {
 
 // Stop stops a container, giving it timeout before it is killed.
 func (c *Client) Stop(ctx context.Context, id string, timeout time.Duration) error {
-	secs := int(timeout.Round(time.Second) / time.Second)
-	if _, err := c.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil {
-		return fmt.Errorf("stop %s (timeout %ds): %w", hmd.ShortID(id), secs, err)
+	opts := client.ContainerStopOptions{}
+	what := "the container's own stop timeout"
+	if timeout >= 0 {
+		// Rounded up, as for restart: a part of a second is not a SIGKILL.
+		secs := int((timeout + time.Second - 1) / time.Second)
+		opts.Timeout = &secs
+		what = fmt.Sprintf("stop timeout %ds", secs)
+	}
+	if _, err := c.api.ContainerStop(ctx, id, opts); err != nil {
+		return fmt.Errorf("stop %s (%s): %w", hmd.ShortID(id), what, err)
 	}
 	return nil
 }

@@ -59,6 +59,8 @@ const (
 const (
 	RestartSucceeded Kind = "outcome.restart_succeeded"
 	RestartFailed    Kind = "outcome.restart_failed"
+	// Stopped: action=stop stopped an unhealthy container, which stays so.
+	Stopped Kind = "outcome.stopped"
 )
 
 // NotifyFailed: a notification target refused a message for good.
@@ -82,7 +84,7 @@ var Kinds = []Kind{
 	DockerHealthy, DockerUnhealthy, DockerStart, DockerDie, DockerKill, DockerStop, DockerOOM, DockerDestroy, DockerCreate, DockerRename,
 	CleanupFound, CleanupRemoved, CleanupKept, CleanupFailed, NotifyFailed,
 	RestartRequested, RestartSkipped, GaveUp,
-	RestartSucceeded, RestartFailed,
+	RestartSucceeded, RestartFailed, Stopped,
 	HealerStarted, HealerStopped, DockerConnected, DockerLost, ConfigError,
 }
 
@@ -165,8 +167,12 @@ type Data struct {
 	RetryAt *time.Time `json:"retry_at,omitempty"`
 	// Canonical names the container a duplicate duplicates.
 	Canonical string `json:"canonical,omitempty"`
-	// DryRun marks what the cleaner would have done.
+	// DryRun marks what the cleaner, or the healer in monitor-only mode,
+	// would have done.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Action is what a decision does when it is not a restart: stop, or
+	// notify (decided and told, nothing sent to Docker).
+	Action string `json:"action,omitempty"`
 	// Output is the last failed health probe's output, on the outcome of a
 	// restart for being unhealthy.
 	Output string `json:"output,omitempty"`

@@ -41,6 +41,9 @@ type Decision struct {
 	FrameStart    time.Time
 	FrameRestarts int
 	BackoffStep   int
+	// Action, for a restart, is what is done instead when it is not one:
+	// config.ActionStop or config.ActionNotify; empty means restart.
+	Action string
 }
 
 // Reasons, stable strings that subscribers and the notifier match on.
@@ -67,6 +70,7 @@ const (
 	ReasonNotRunning   = "not running: left to its own healing"
 	ReasonGone         = "the container is gone"
 	ReasonPaused       = "paused by a user or API call"
+	ReasonActionStop   = "action=stop: left stopped"
 )
 
 // Labels that say who owns a container.
@@ -128,7 +132,7 @@ type State struct {
 // that Fold reads, so skips never crowd out what counts.
 func Stored(k events.Kind) bool {
 	switch k {
-	case events.RestartRequested, events.GaveUp, events.RestartSucceeded, events.RestartFailed,
+	case events.RestartRequested, events.GaveUp, events.RestartSucceeded, events.RestartFailed, events.Stopped,
 		events.DockerStart, events.DockerKill, events.DockerStop,
 		events.DockerHealthy, events.DockerUnhealthy, events.DockerDie:
 		return true
@@ -156,7 +160,16 @@ func Fold(s State, e events.Event) State {
 			s.FrameStart = *e.Data.FrameStart
 		}
 		s.GaveUp, s.LongestHealthy, s.HealthySince = false, 0, time.Time{}
+		if e.Data.Action == config.ActionNotify {
+			// Counted as if restarted, so the budget is what it would be;
+			// nothing was sent, so no stop or kill that follows is ours.
+			break
+		}
 		s.Ours, s.RestartDone = true, time.Time{}
+	case events.Stopped:
+		// Stopped on purpose by action=stop: like a user's stop, nothing
+		// heals it until it is started again.
+		s.RestartDone, s.Failures, s.LastError, s.UserStopped = e.Time, 0, "", true
 	case events.GaveUp:
 		s.GaveUp = true
 	case events.RestartSucceeded:
@@ -256,6 +269,24 @@ type Observation struct {
 // function of its state (not including o), the observation, its policy and
 // the time. It is the only place where the healer chooses an action.
 func Decide(s State, o Observation, p config.Policy, now time.Time) Decision {
+	action := p.Effective()
+	if action == config.ActionNone {
+		// Watched and recorded only.
+		return Decision{Verdict: Ignore}
+	}
+	d := decide(s, o, p, now)
+	if d.Verdict != Restart || action == config.ActionRestart {
+		return d
+	}
+	if action == config.ActionStop && o.Purpose == FromLook && !o.Look.Running && s.Failures == 0 {
+		// Stopping is the whole remedy: what is not running stays so.
+		return Decision{Verdict: Skip, Reason: ReasonActionStop}
+	}
+	d.Action = action
+	return d
+}
+
+func decide(s State, o Observation, p config.Policy, now time.Time) Decision {
 	if o.Labels[swarmTaskLabel] != "" {
 		return leaveAlone(s, o, ReasonSwarm)
 	}

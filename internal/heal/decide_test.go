@@ -90,6 +90,13 @@ func skipUntil(reason string, s int) Decision {
 	return Decision{Verdict: Skip, Reason: reason, RetryAt: at(s)}
 }
 
+func act(a string) config.Policy { return with(func(p *config.Policy) { p.Action = a }) }
+
+func as(d Decision, action string) Decision { d.Action = action; return d }
+
+func notified(e events.Event) events.Event  { e.Data.Action = config.ActionNotify; return e }
+func stoppedBy(e events.Event) events.Event { e.Data.Action = config.ActionStop; return e }
+
 func inFlight(s State) State { s.InFlight = true; return s }
 func pending(s State) State  { s.InFlight, s.Pending = true, true; return s }
 
@@ -186,6 +193,20 @@ func TestDecide(t *testing.T) {
 		{name: "swarm task start is nothing", obs: Observation{Observed: events.Observed{Kind: events.DockerStart, Labels: map[string]string{swarmTaskLabel: "x1"}}}, p: policy(), want: Decision{}},
 		{name: "one-off exited", obs: labelled(exited(1), oneOffLabel, "True"), p: policy(), want: skip(ReasonOneOff)},
 		{name: "one-off told once", s: state(skippedEv(0, ReasonOneOff)), obs: labelled(exited(1), oneOffLabel, "True"), p: policy(), want: Decision{}},
+
+		{name: "action stop stops an unhealthy container", obs: unhealthy(), p: act(config.ActionStop), want: as(restart(ReasonUnhealthy, 1, 0, 1, 1, 0), config.ActionStop)},
+		{name: "action stop leaves a crashed container stopped", obs: exited(1), p: act(config.ActionStop), want: skip(ReasonActionStop)},
+		{name: "action stop after our stop: left stopped", s: state(ev(events.DockerStart, 0), stoppedBy(restarted(5, 1, 5, 1, 1)), ev(events.DockerKill, 5), ev(events.DockerDie, 6), ev(events.Stopped, 6)), obs: exited(0), p: act(config.ActionStop), now: 7, want: skip(ReasonUserStopped)},
+		{name: "action stop retries a failed stop", s: state(ev(events.DockerStart, 0), stoppedBy(restarted(5, 1, 5, 1, 1)), failed(6, "x")), obs: looked(events.Container{ID: "c1", Running: true, Health: "unhealthy"}), p: act(config.ActionStop), now: 30, want: as(restart(ReasonReconciled, 2, 5, 2, 2, 30), config.ActionStop)},
+		{name: "action notify decides without sending", obs: unhealthy(), p: act(config.ActionNotify), want: as(restart(ReasonUnhealthy, 1, 0, 1, 1, 0), config.ActionNotify)},
+		{name: "action notify keeps the budget", s: state(notified(restarted(0, 1, 0, 1, 1))), obs: unhealthy(), p: act(config.ActionNotify), now: 10, want: skipUntil(ReasonBetween, 15)},
+		{name: "action notify frame limit", s: state(notified(restarted(40, 3, 0, 3, 3))), obs: unhealthy(), p: act(config.ActionNotify), now: 60, want: skipUntil(ReasonFrameLimit, 640)},
+		{name: "action none records only", obs: unhealthy(), p: act(config.ActionNone), want: Decision{}},
+		{name: "action none on a crash", obs: exited(1), p: act(config.ActionNone), want: Decision{}},
+		{name: "dry run is notify", obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun = true }), want: as(restart(ReasonUnhealthy, 1, 0, 1, 1, 0), config.ActionNotify)},
+		{name: "dry run with action stop is notify", obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun, p.Action = true, config.ActionStop }), want: as(restart(ReasonUnhealthy, 1, 0, 1, 1, 0), config.ActionNotify)},
+		{name: "dry run crash is notify", obs: exited(2), p: with(func(p *config.Policy) { p.DryRun = true }), want: as(restart("exited with code 2", 1, 0, 1, 1, 0), config.ActionNotify)},
+		{name: "dry run gives up as it would", s: state(notified(restarted(0, 50, 0, 1, 1))), obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun = true }), now: 1000, want: Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: 50}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,6 +234,10 @@ func TestFold(t *testing.T) {
 			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(9), RestartDone: at(6), HealthySince: at(10)}},
 		{name: "user stop", es: []events.Event{ev(events.DockerStart, 0), ev(events.DockerHealthy, 1), ev(events.DockerKill, 4), ev(events.DockerDie, 4)},
 			want: State{StartedAt: at(0), UserStopped: true, Died: true, LongestHealthy: 3 * time.Second}},
+		{name: "notify decision counts, is not ours", es: []events.Event{ev(events.DockerStart, 0), notified(restarted(5, 2, 1, 2, 3)), ev(events.DockerKill, 6)},
+			want: State{LastRestart: at(5), Attempt: 2, FrameStart: at(1), FrameRestarts: 2, BackoffStep: 3, StartedAt: at(0), UserStopped: true}},
+		{name: "stopped by action stop", es: []events.Event{ev(events.DockerStart, 0), stoppedBy(restarted(5, 1, 5, 1, 1)), ev(events.DockerKill, 5), ev(events.DockerDie, 6), ev(events.Stopped, 6)},
+			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), Ours: true, RestartDone: at(6), UserStopped: true, Died: true}},
 		{name: "gave up", es: []events.Event{restarted(5, 9, 5, 1, 1), ev(events.GaveUp, 6)},
 			want: State{LastRestart: at(5), Attempt: 9, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, Ours: true, GaveUp: true}},
 	}

@@ -24,6 +24,7 @@ import (
 // Docker is what the healer needs of the engine.
 type Docker interface {
 	Restart(ctx context.Context, id string, stopTimeout time.Duration) error
+	Stop(ctx context.Context, id string, stopTimeout time.Duration) error
 	Inspect(ctx context.Context, id string) (events.Container, error)
 	Dependents(ctx context.Context, parentID, parentName string) ([]events.Container, error)
 }
@@ -214,6 +215,11 @@ func (h *Healer) act(e *entry, o Observation, cause string, d Decision, p config
 		h.decision(e, events.GaveUp, cause, o.Observed, d, p)
 	case Restart:
 		req := h.decision(e, events.RestartRequested, cause, o.Observed, d, p)
+		if d.Action == config.ActionNotify {
+			// Decided and told; nothing is sent to Docker.
+			h.o.Log.Info("restart decided, not sent (action notify)", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "dry_run", p.DryRun)
+			return false
+		}
 		e.state.InFlight, e.state.Pending = true, true
 		if !h.spawnLocked(func() { h.restart(o.Observed, cause, req, p) }) {
 			e.state.InFlight, e.state.Pending = false, false
@@ -322,7 +328,8 @@ func (h *Healer) forget(id string, e *entry) {
 
 // decision records a decision event with the policy's counters; h.mu is held.
 func (h *Healer) decision(e *entry, k events.Kind, cause string, o events.Observed, d Decision, p config.Policy) events.Event {
-	data := events.Data{Reason: d.Reason, Attempt: d.Attempt, FrameRestarts: d.FrameRestarts, BackoffStep: d.BackoffStep}
+	data := events.Data{Reason: d.Reason, Attempt: d.Attempt, FrameRestarts: d.FrameRestarts, BackoffStep: d.BackoffStep,
+		Action: d.Action, DryRun: p.DryRun && d.Action == config.ActionNotify}
 	if !d.FrameStart.IsZero() {
 		fs := d.FrameStart.UTC()
 		data.FrameStart = &fs
@@ -423,7 +430,7 @@ var errRestartDeadline = errors.New("restart did not finish in its stop timeout 
 
 // send restarts the container within a deadline of its stop timeout plus a
 // margin, so a hung restart frees its slot.
-func (h *Healer) send(id string, p config.Policy) error {
+func (h *Healer) send(id string, p config.Policy, action string) error {
 	ctx, cancel := context.WithCancelCause(h.ctx)
 	defer cancel(nil)
 	timeout, deadline := h.stopTimeout(ctx, id, p)
@@ -455,7 +462,11 @@ func (h *Healer) send(id string, p config.Policy) error {
 			}
 		})
 	}
-	err := h.o.Docker.Restart(ctx, id, timeout)
+	call := h.o.Docker.Restart
+	if action == config.ActionStop {
+		call = h.o.Docker.Stop
+	}
+	err := call(ctx, id, timeout)
 	timer.Stop()
 	if err != nil && errors.Is(context.Cause(ctx), errRestartDeadline) {
 		return fmt.Errorf("%w: %w", context.Cause(ctx), err)
@@ -485,13 +496,13 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 	decided := time.Since(o.Received)
 	h.o.DecisionLatency(decided)
 	started := time.Now()
-	err := h.send(o.ContainerID, p)
+	err := h.send(o.ContainerID, p, req.Data.Action)
 	took := time.Since(started)
 	// Released before the dependents, which take slots of their own.
 	<-h.sem
 	h.o.Restarted(o.Name, err)
 	ms := float64(took.Microseconds()) / 1000
-	data := events.Data{Reason: req.Data.Reason, DurationMS: ms, Attempt: req.Data.Attempt, FrameRestarts: req.Data.FrameRestarts}
+	data := events.Data{Reason: req.Data.Reason, DurationMS: ms, Attempt: req.Data.Attempt, FrameRestarts: req.Data.FrameRestarts, Action: req.Data.Action}
 	if err != nil {
 		h.o.Log.Error("restart failed", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "attempt", req.Data.Attempt, "err", err)
 		data.Error = err.Error()
@@ -503,6 +514,11 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 	}
 	if o.Kind == events.DockerUnhealthy {
 		data.Output = h.failedProbe(o.ContainerID)
+	}
+	if req.Data.Action == config.ActionStop {
+		h.o.Log.Info("stopped (action stop); left stopped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took)
+		h.finish(o, h.derived(events.Stopped, cause, o, data, p))
+		return
 	}
 	h.o.Log.Info("restarted", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "decided_in", decided,
 		"attempt", req.Data.Attempt, "frame_restarts", req.Data.FrameRestarts)

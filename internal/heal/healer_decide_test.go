@@ -20,6 +20,7 @@ type scripted struct {
 	restart  func(ctx context.Context, id string, timeout time.Duration) error
 	inspect  events.Container
 	restarts []string
+	stops    []string
 }
 
 func (s *scripted) Restart(ctx context.Context, id string, timeout time.Duration) error {
@@ -28,6 +29,13 @@ func (s *scripted) Restart(ctx context.Context, id string, timeout time.Duration
 	f := s.restart
 	s.mu.Unlock()
 	return f(ctx, id, timeout)
+}
+
+func (s *scripted) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	s.mu.Lock()
+	s.stops = append(s.stops, id)
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *scripted) Inspect(_ context.Context, id string) (events.Container, error) {

@@ -2,6 +2,7 @@ package heal
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -31,6 +32,11 @@ func newRestarter() *restarter {
 
 func (r *restarter) Inspect(_ context.Context, id string) (events.Container, error) {
 	return events.Container{ID: id, Name: "c-" + id}, nil
+}
+
+// Stop is not expected of the restart tests: it fails loudly.
+func (r *restarter) Stop(context.Context, string, time.Duration) error {
+	return errors.New("restarter: unexpected stop")
 }
 
 func (r *restarter) Dependents(context.Context, string, string) ([]events.Container, error) {

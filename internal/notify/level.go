@@ -47,6 +47,12 @@ func Wants(l Level, e events.Event) bool {
 		return l <= Info
 	case events.RestartSucceeded:
 		return l <= Debug
+	case events.RestartRequested:
+		// Only a decision that is all there will be: nothing is sent to
+		// Docker (action=notify, or monitor-only mode).
+		return e.Data.Action == "notify" && l <= Info
+	case events.Stopped:
+		return l <= Info
 	case events.DockerLost, events.DockerConnected:
 		return l <= Info
 	case events.CleanupRemoved, events.CleanupFailed, events.CleanupKept:

@@ -10,6 +10,8 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+func withAction(e events.Event, a string) events.Event { e.Data.Action = a; return e }
+
 func TestWants(t *testing.T) {
 	t.Parallel()
 	ev := func(k events.Kind, reason string) events.Event {
@@ -30,6 +32,9 @@ func TestWants(t *testing.T) {
 		{"docker back", ev(events.DockerConnected, ""), true, true, false},
 		{"cleanup", ev(events.CleanupRemoved, ""), true, true, false},
 		{"observation", ev(events.DockerUnhealthy, ""), false, false, false},
+		{"restart decision", ev(events.RestartRequested, ""), false, false, false},
+		{"notify decision", withAction(ev(events.RestartRequested, ""), "notify"), true, true, false},
+		{"stopped by action stop", ev(events.Stopped, ""), true, true, false},
 	}
 	for _, tt := range tests {
 		for l, want := range map[Level]bool{Debug: tt.debug, Info: tt.info, Warning: tt.warning} {

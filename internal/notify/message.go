@@ -42,6 +42,13 @@ func Render(t *template.Template, evs []events.Event) (string, error) {
 // what says in words what an event is.
 func what(e events.Event) string {
 	switch e.Kind() {
+	case events.RestartRequested:
+		if e.Data.DryRun {
+			return "would be restarted (dry run): not restarted"
+		}
+		return "needs a restart (action notify): not restarted"
+	case events.Stopped:
+		return "stopped (action stop): not restarted, left stopped"
 	case events.RestartSucceeded:
 		return "restarted"
 	case events.RestartFailed:
