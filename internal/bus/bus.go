@@ -115,6 +115,7 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 		// The server's own HTTP monitor stays off.
 		HTTPPort: 0,
 	}
+	readerAdminPass := ""
 	if o.Listen != "" {
 		host, port, err := net.SplitHostPort(o.Listen)
 		if err != nil {
@@ -132,9 +133,8 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 			if o.User == "" || o.Token != "" {
 				return nil, errors.New("open bus: a reader user needs the listener to use a user and password, not a token")
 			}
-			sopts.Users = []*server.User{
-				{Username: o.User, Password: o.Password},
-				{Username: o.ReaderUser, Password: o.ReaderPassword, Permissions: ReaderPermissions()},
+			if readerAdminPass, err = configureReader(sopts, o); err != nil {
+				return nil, fmt.Errorf("open bus: %w", err)
 			}
 		} else {
 			sopts.Username, sopts.Password, sopts.Authorization = o.User, o.Password, o.Token
@@ -165,6 +165,13 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 		srv.WaitForShutdown()
 		return nil, errors.New("open bus: nats server not ready within 10s")
 	}
+	if readerAdminPass != "" {
+		if err := linkReader(srv); err != nil {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			return nil, fmt.Errorf("open bus: %w", err)
+		}
+	}
 	closed := make(chan struct{})
 	copts := []nats.Option{
 		nats.InProcessServer(srv), nats.Name("healer"), nats.MaxReconnects(-1),
@@ -193,30 +200,13 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 		b.shutdown()
 		return nil, err
 	}
-	return b, nil
-}
-
-// ReaderPermissions let a subscriber read live events and replay the
-// events stream with its own consumers, and nothing else: it cannot
-// publish into the stream, delete or purge it, touch other consumers'
-// acks, or read the notify routes, whose URLs may hold tokens.
-func ReaderPermissions() *server.Permissions {
-	s := EventsStream
-	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: []string{
-			"$JS.API.INFO",
-			"$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST",
-			"$JS.API.STREAM.INFO." + s,
-			"$JS.API.STREAM.MSG.GET." + s,
-			"$JS.API.DIRECT.GET." + s, "$JS.API.DIRECT.GET." + s + ".>",
-			"$JS.API.CONSUMER.CREATE." + s, "$JS.API.CONSUMER.CREATE." + s + ".>",
-			"$JS.API.CONSUMER.INFO." + s + ".*",
-			"$JS.API.CONSUMER.MSG.NEXT." + s + ".*",
-			"$JS.API.CONSUMER.NAMES." + s, "$JS.API.CONSUMER.LIST." + s,
-			"$JS.FC." + s + ".>",
-		}},
-		Subscribe: &server.SubjectPermission{Allow: []string{"hmd.>", "_INBOX.>"}},
+	if readerAdminPass != "" {
+		if err := ensureReaderMirror(ctx, srv, readerAdminPass, o.Retention); err != nil {
+			b.shutdown()
+			return nil, fmt.Errorf("open bus: %w", err)
+		}
 	}
+	return b, nil
 }
 
 func (b *Bus) ensureStreams(ctx context.Context, o Options) error {
