@@ -158,7 +158,7 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bus: new nats server: %w", err)
 	}
-	srv.SetLoggerV2(&slogAdapter{log: o.Logger.With("component", "nats")}, false, false, false)
+	srv.SetLoggerV2(&slogAdapter{log: o.Logger.With("component", "nats"), domain: o.Domain}, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
@@ -281,7 +281,8 @@ func (b *Bus) shutdown() {
 
 // slogAdapter sends the server's logs through slog.
 type slogAdapter struct {
-	log *slog.Logger
+	log    *slog.Logger
+	domain string
 
 	mu       sync.Mutex
 	lastLeaf string
@@ -301,6 +302,10 @@ func (a *slogAdapter) leafError(msg string) bool {
 	}
 	a.mu.Unlock()
 	if repeat {
+		return true
+	}
+	if strings.Contains(msg, "Duplicate Remote LeafNode Connection") || strings.Contains(msg, "Replacing connection from same server") {
+		a.log.Error("another host with this host's name is linked to the hub (a host cloned from one image?): the hub keeps only one of the two, and their events would mix; give each host its own HMD_HOST_NAME", "domain", a.domain, "server", msg)
 		return true
 	}
 	if strings.Contains(msg, "Authorization Violation") {

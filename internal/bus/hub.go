@@ -2,15 +2,13 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Fleet defaults: the hub's JetStream domain and the stream there that
@@ -39,19 +37,28 @@ func leafRemote(rawURL, user, password string) (*server.RemoteLeafOpts, error) {
 // HubLinked reports whether the leaf-node link to the hub is up.
 func (b *Bus) HubLinked() bool { return b.srv.NumLeafNodes() > 0 }
 
-// JoinFleet keeps this host's events stream among the sources of the
-// hub's fleet stream, creating that stream if the hub has none, whenever
-// the link is up. Sourcing, not forwarding: the hub pulls from where it
-// stopped, so a link that was down loses nothing and copies nothing twice.
-// It runs until ctx ends.
+// FleetDeliverPrefix is where a host delivers its sourced events on the
+// hub: the hub operator's source for host h sets deliver to
+// FleetDeliverPrefix+"."+h, and h's leaf user may publish only there and
+// on its own hmd.<h>.> (see README, "Fleet").
+const FleetDeliverPrefix = "hmd_deliver"
+
+// FleetSource is the source the hub operator adds to the fleet stream for
+// the host of domain d.
+func FleetSource(domain string) string {
+	return fmt.Sprintf(`{"name":%q,"external":{"api":"$JS.%s.API","deliver":"%s.%s"}}`, EventsStream, domain, FleetDeliverPrefix, domain)
+}
+
+// JoinFleet watches the hub link and whether the hub sources this host's
+// events stream, and says what is missing. It changes nothing on the hub:
+// the hub operator owns the fleet stream and its sources, and a host's
+// leaf credentials may not touch the hub's JetStream. Whether the hub
+// sources us is seen here, on our own stream: its source is a consumer of
+// ours that delivers under FleetDeliverPrefix. It runs until ctx ends.
 func (b *Bus) JoinFleet(ctx context.Context, hubDomain, stream, domain string, log *slog.Logger) error {
-	js, err := jetstream.NewWithDomain(b.nc, hubDomain)
-	if err != nil {
-		return fmt.Errorf("hub jetstream: %w", err)
-	}
-	src := &jetstream.StreamSource{Name: EventsStream, External: &jetstream.ExternalStream{APIPrefix: "$JS." + domain + ".API"}}
-	joined, linked := false, false
-	lastErr := ""
+	const grace = 15 * time.Second
+	linked, sourced, told := false, false, false
+	var upSince time.Time
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -59,22 +66,24 @@ func (b *Bus) JoinFleet(ctx context.Context, hubDomain, stream, domain string, l
 		if up != linked {
 			linked = up
 			if up {
+				upSince = time.Now()
 				log.Info("hub link up", "domain", domain)
 			} else {
 				log.Warn("hub link down; healing goes on here, and the hub catches up from the stream when the link is back", "domain", domain)
 			}
-			joined = joined && up
 		}
-		if up && !joined {
-			if err := ensureSource(ctx, js, stream, src); err != nil {
-				if err.Error() != lastErr {
-					log.Warn("cannot add this host to the hub's fleet stream; trying again", "stream", stream, "err", err)
-					lastErr = err.Error()
-				}
-			} else {
-				joined, lastErr = true, ""
+		if up {
+			now := b.hubSourcesUs(domain)
+			switch {
+			case now && !sourced:
 				log.Info("this host's events are sourced by the hub", "stream", stream, "domain", domain)
+				told = false
+			case !now && !told && time.Since(upSince) > grace:
+				log.Warn("the hub does not source this host's events: the hub operator must add this host to the fleet stream's sources (see README, Fleet); events wait in this host's stream until then",
+					"stream", stream, "hub_domain", hubDomain, "source", FleetSource(domain))
+				told = true
 			}
+			sourced = now
 		}
 		select {
 		case <-ctx.Done():
@@ -84,44 +93,21 @@ func (b *Bus) JoinFleet(ctx context.Context, hubDomain, stream, domain string, l
 	}
 }
 
-// ensureSource adds src to the fleet stream. Hosts join at the same time:
-// an update can lose to another's, so it reads back until src is there.
-func ensureSource(ctx context.Context, js jetstream.JetStream, stream string, src *jetstream.StreamSource) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for attempt := 0; ; attempt++ {
-		s, err := js.Stream(ctx, stream)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			_, err = js.CreateStream(ctx, jetstream.StreamConfig{
-				Name:        stream,
-				Description: "HealMyDocker fleet: the events of every host, sourced from their streams",
-				Storage:     jetstream.FileStorage,
-				Sources:     []*jetstream.StreamSource{src},
-			})
-			if err == nil || !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		cfg := s.CachedInfo().Config
-		if slices.ContainsFunc(cfg.Sources, func(x *jetstream.StreamSource) bool { return sameSource(x, src) }) {
-			return nil
-		}
-		if attempt > 20 {
-			return errors.New("the fleet stream keeps changing under us")
-		}
-		cfg.Sources = append(cfg.Sources, src)
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			return err
-		}
-		// Read back: another host's update may have replaced ours.
-		time.Sleep(time.Duration(50+attempt*20) * time.Millisecond)
+// hubSourcesUs reports whether the hub listens for our sourced events:
+// the hub's source consumer is hidden from consumer lists, but its
+// delivery subject is the hub's interest on the leaf link.
+func (b *Bus) hubSourcesUs(domain string) bool {
+	lz, err := b.srv.Leafz(&server.LeafzOptions{Subscriptions: true})
+	if err != nil {
+		return false
 	}
-}
-
-func sameSource(a, b *jetstream.StreamSource) bool {
-	return a.Name == b.Name && a.External != nil && b.External != nil && a.External.APIPrefix == b.External.APIPrefix
+	pre := FleetDeliverPrefix + "." + domain + "."
+	for _, l := range lz.Leafs {
+		for _, sub := range l.Subs {
+			if strings.HasPrefix(sub, pre) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -53,9 +53,28 @@ func TestFleetSourcesEachHostOnce(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		js, _ := jetstream.NewWithDomain(buses[d].Conn(), DefaultHubDomain)
-		if err := ensureSource(ctx, js, FleetStream, &jetstream.StreamSource{Name: EventsStream, External: &jetstream.ExternalStream{APIPrefix: "$JS." + d + ".API"}}); err != nil {
-			t.Fatalf("%s joining: %v", d, err)
+	}
+	// The hub operator owns the fleet stream and its sources.
+	opc, err := nats.Connect("nats://127.0.0.1:" + cport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opc.Close()
+	ojs, _ := jetstream.New(opc)
+	var sources []*jetstream.StreamSource
+	for _, d := range hosts {
+		sources = append(sources, &jetstream.StreamSource{Name: EventsStream, External: &jetstream.ExternalStream{APIPrefix: "$JS." + d + ".API", DeliverPrefix: FleetDeliverPrefix + "." + d}})
+	}
+	if _, err := ojs.CreateStream(ctx, jetstream.StreamConfig{Name: FleetStream, Storage: jetstream.FileStorage, Sources: sources}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range hosts {
+		deadline := time.Now().Add(20 * time.Second)
+		for !buses[d].hubSourcesUs(d) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not see the hub's source", d)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	for _, d := range hosts {
