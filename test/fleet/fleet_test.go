@@ -86,7 +86,7 @@ func (h *hub) start() {
 		JetStream: true, JetStreamDomain: "hub", StoreDir: h.dir,
 		Users: []*server.User{{Username: "ops", Password: "ops-pw"}},
 		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: h.leafPort, NoAdvertise: true,
-			Users: []*server.User{{Username: "leaf", Password: "leaf-pw"}}},
+			Users: leafUsers(fleetHosts...)},
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -97,6 +97,47 @@ func (h *hub) start() {
 		h.t.Fatal("hub not ready")
 	}
 	h.srv = srv
+}
+
+// fleetHosts are the hosts the hub operator knows.
+var fleetHosts = []string{"host-a", "host-b", "host-c", "host-x"}
+
+// leafUsers are the hub's per-host leaf users, as README's hub.conf has
+// them: a host may send only its own events (hmd.<host>.>), its sourced
+// events to its own delivery subject, and replies to the hub's requests
+// to its JetStream; it receives only requests for its own domain's API
+// and flow control. Permissions are written from the host's side.
+func leafUsers(hosts ...string) []*server.User {
+	var us []*server.User
+	for _, h := range hosts {
+		us = append(us, &server.User{Username: h, Password: h + "-pw", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"hmd." + h + ".>", "hmd_deliver." + h + ".>", "$JSC.R.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"$JS." + h + ".API.>", "$JS.FC.HMD_EVENTS.>"}},
+		}})
+	}
+	return us
+}
+
+// ensureFleet is the hub operator's set-up: the fleet stream sources each
+// known host's events stream, delivered under that host's own prefix.
+func (h *hub) ensureFleet() {
+	h.t.Helper()
+	nc, err := nats.Connect(h.clientURL(), nats.UserInfo("ops", "ops-pw"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var sources []*jetstream.StreamSource
+	for _, host := range fleetHosts {
+		sources = append(sources, &jetstream.StreamSource{Name: "HMD_EVENTS", External: &jetstream.ExternalStream{
+			APIPrefix: "$JS." + host + ".API", DeliverPrefix: "hmd_deliver." + host}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "HMD_FLEET", Storage: jetstream.FileStorage, Sources: sources}); err != nil {
+		h.t.Fatalf("hub operator: fleet stream: %v", err)
+	}
 }
 
 func (h *hub) stop() {
@@ -221,6 +262,18 @@ func startHost(t *testing.T, name, hubURL, leafUser, leafPass string) *host {
 	return &host{name: name, fake: fake, stderr: waitlog.Start(t, name, cmd)}
 }
 
+// waitLog waits until the host's log has text.
+func (h *host) waitLog(t *testing.T, text string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(h.stderr.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never logged %q:\n%s", h.name, text, h.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // sick adds a selected container to the host's engine and makes it
 // unhealthy; it returns the container's name.
 func (h *host) sick(t *testing.T, name string) string {
@@ -256,6 +309,12 @@ func containsCall(calls []string, c string) bool {
 // waitReady waits until the host's events reach the fleet stream.
 func waitJoined(t *testing.T, hb *hub, hosts ...*host) {
 	t.Helper()
+	// The operator adds the sources once the hosts are linked: a source
+	// tried before its host is there is retried only after a backoff.
+	for _, h := range hosts {
+		h.waitLog(t, "hub link up")
+	}
+	hb.ensureFleet()
 	hb.waitFleet(t, "every host's healer.started", func(evs []hmd.Event) bool {
 		for _, h := range hosts {
 			found := false
@@ -336,9 +395,9 @@ func (p *proxy) set(open bool) {
 func TestFleet(t *testing.T) {
 	hb := startHub(t)
 	px := startProxy(t, fmt.Sprintf("127.0.0.1:%d", hb.leafPort))
-	a := startHost(t, "host-a", hb.leafURL(), "leaf", "leaf-pw")
-	b := startHost(t, "host-b", hb.leafURL(), "leaf", "leaf-pw")
-	c := startHost(t, "host-c", px.url(), "leaf", "leaf-pw")
+	a := startHost(t, "host-a", hb.leafURL(), "host-a", "host-a-pw")
+	b := startHost(t, "host-b", hb.leafURL(), "host-b", "host-b-pw")
+	c := startHost(t, "host-c", px.url(), "host-c", "host-c-pw")
 	hosts := []*host{a, b, c}
 	waitJoined(t, hb, hosts...)
 
@@ -420,9 +479,9 @@ func TestCentralNotifierGroupsAStormAcrossHosts(t *testing.T) {
 	}))
 	defer rec.Close()
 	hosts := []*host{
-		startHost(t, "host-a", hb.leafURL(), "leaf", "leaf-pw"),
-		startHost(t, "host-b", hb.leafURL(), "leaf", "leaf-pw"),
-		startHost(t, "host-c", hb.leafURL(), "leaf", "leaf-pw"),
+		startHost(t, "host-a", hb.leafURL(), "host-a", "host-a-pw"),
+		startHost(t, "host-b", hb.leafURL(), "host-b", "host-b-pw"),
+		startHost(t, "host-c", hb.leafURL(), "host-c", "host-c-pw"),
 	}
 	waitJoined(t, hb, hosts...)
 	notifier := exec.Command(healerBin, "notifier")
@@ -475,7 +534,7 @@ func TestCentralNotifierGroupsAStormAcrossHosts(t *testing.T) {
 // (e) A host with wrong leaf credentials says so clearly and heals locally.
 func TestWrongLeafCredentials(t *testing.T) {
 	hb := startHub(t)
-	h := startHost(t, "host-x", hb.leafURL(), "leaf", "wrong-pw")
+	h := startHost(t, "host-x", hb.leafURL(), "host-x", "wrong-pw")
 	deadline := time.Now().Add(wait)
 	for !strings.Contains(h.stderr.String(), "refused this host's leaf-node credentials") {
 		if time.Now().After(deadline) {
