@@ -7,11 +7,13 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,9 +86,10 @@ func (h *hub) start() {
 	opts := &server.Options{
 		ServerName: "hub", Host: "127.0.0.1", Port: h.clientPort, NoSigs: true,
 		JetStream: true, JetStreamDomain: "hub", StoreDir: h.dir,
-		Users: []*server.User{{Username: "ops", Password: "ops-pw"}},
-		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: h.leafPort, NoAdvertise: true,
-			Users: leafUsers(fleetHosts...)},
+		// Leaf users are in the server's users, not in the leaf listener's
+		// own list: only there do their permissions apply.
+		Users:    append([]*server.User{{Username: "ops", Password: "ops-pw"}}, leafUsers(append(fleetHosts, "host-n")...)...),
+		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: h.leafPort, NoAdvertise: true},
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -99,7 +102,8 @@ func (h *hub) start() {
 	h.srv = srv
 }
 
-// fleetHosts are the hosts the hub operator knows.
+// fleetHosts are the hosts whose events the hub operator sources; host-n
+// has credentials but no source yet.
 var fleetHosts = []string{"host-a", "host-b", "host-c", "host-x"}
 
 // leafUsers are the hub's per-host leaf users, as README's hub.conf has
@@ -110,7 +114,7 @@ var fleetHosts = []string{"host-a", "host-b", "host-c", "host-x"}
 func leafUsers(hosts ...string) []*server.User {
 	var us []*server.User
 	for _, h := range hosts {
-		us = append(us, &server.User{Username: h, Password: h + "-pw", Permissions: &server.Permissions{
+		us = append(us, &server.User{Username: h, Password: h + "-pw", AllowedConnectionTypes: map[string]struct{}{"LEAFNODE": {}}, Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{"hmd." + h + ".>", "hmd_deliver." + h + ".>", "$JSC.R.>"}},
 			Subscribe: &server.SubjectPermission{Allow: []string{"$JS." + h + ".API.>", "$JS.FC.HMD_EVENTS.>"}},
 		}})
@@ -604,5 +608,159 @@ func checkHubViews(t *testing.T, hb *hub, hosts []*host) {
 		if !found {
 			t.Errorf("healer ui --hub does not show %s's web-a restart: %+v", h.name, st.Containers)
 		}
+	}
+}
+
+// A host with valid credentials (host-a's, on a leaf node the attacker
+// runs) cannot forge another host's events, touch the hub's fleet stream,
+// or reach another host's JetStream, history or buckets through the hub.
+func TestFleetHostIsConfined(t *testing.T) {
+	hb := startHub(t)
+	b := startHost(t, "host-b", hb.leafURL(), "host-b", "host-b-pw")
+	waitJoined(t, hb, b)
+
+	evil, err := server.NewServer(&server.Options{ServerName: "evil", DontListen: true, NoSigs: true, JetStream: true, JetStreamDomain: "host-a", StoreDir: t.TempDir(),
+		LeafNode: server.LeafNodeOpts{ReconnectInterval: 100 * time.Millisecond, Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", hb.leafPort), User: url.UserPassword("host-a", "host-a-pw")}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil.Start()
+	t.Cleanup(evil.Shutdown)
+	deadline := time.Now().Add(wait)
+	for evil.NumLeafNodes() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the attacker's leaf never linked with host-a's credentials")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(evil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ops, err := nats.Connect(hb.clientURL(), nats.UserInfo("ops", "ops-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ops.Close()
+	ojs, _ := jetstream.New(ops)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	before, err := ojs.Stream(ctx, "HMD_FLEET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleetBefore := before.CachedInfo()
+
+	// Forged events: another host's subject is dropped at the hub; its
+	// own still goes through (so the link works), after the forged one.
+	sub, err := ops.SubscribeSync("hmd.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ops.Flush()
+	var got *nats.Msg
+	deadline = time.Now().Add(wait)
+	for got == nil {
+		// Interest reaches the leaf a moment after the subscription.
+		_ = nc.Publish("hmd.host-b.web.outcome.restart_succeeded", []byte("forged"))
+		_ = nc.Publish("hmd.host-a.web.outcome.restart_succeeded", []byte("own"))
+		_ = nc.Flush()
+		for {
+			m, err := sub.NextMsg(200 * time.Millisecond)
+			if err != nil {
+				break
+			}
+			if string(m.Data) == "forged" {
+				t.Fatalf("host-a's credentials published %s on the hub", m.Subject)
+			}
+			if string(m.Data) == "own" {
+				got = m
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("host-a's own events never reached the hub: the test proves nothing")
+		}
+	}
+
+	short := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	hubJS, _ := jetstream.NewWithDomain(nc, "hub")
+	if _, err := hubJS.UpdateStream(short(), jetstream.StreamConfig{Name: "HMD_FLEET", Storage: jetstream.FileStorage}); err == nil {
+		t.Error("host-a updated the hub's fleet stream")
+	}
+	if err := hubJS.DeleteStream(short(), "HMD_FLEET"); err == nil {
+		t.Error("host-a deleted the hub's fleet stream")
+	}
+	if s, err := hubJS.Stream(short(), "HMD_FLEET"); err == nil {
+		t.Errorf("host-a reads the hub's fleet stream")
+		if err := s.Purge(short()); err == nil {
+			t.Error("host-a purged the hub's fleet stream")
+		}
+	}
+	if _, err := hubJS.CreateStream(short(), jetstream.StreamConfig{Name: "HMD_FLEET_EVIL", Subjects: []string{"evil.>"}}); err == nil {
+		t.Error("host-a made a stream on the hub")
+	}
+	bJS, _ := jetstream.NewWithDomain(nc, "host-b")
+	if _, err := bJS.Stream(short(), "HMD_EVENTS"); err == nil {
+		t.Error("host-a reached host-b's events stream through the hub")
+	}
+	if kv, err := bJS.KeyValue(short(), "HMD_NOTIFY_ROUTES"); err == nil {
+		if _, err := kv.Get(short(), "x"); err == nil || !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Error("host-a reached host-b's routes bucket through the hub")
+		}
+		t.Error("host-a opened host-b's routes bucket through the hub")
+	}
+	for _, subj := range []string{"$JS.host-b.API.STREAM.NAMES", "$JS.host-b.API.DIRECT.GET.KV_hmd_history.$KV.hmd_history.x", "$KV.hmd_history.x", "$JS.hub.API.STREAM.PURGE.HMD_FLEET"} {
+		if m, err := nc.Request(subj, nil, time.Second); err == nil {
+			t.Errorf("host-a's request on %s got an answer: %s", subj, m.Data)
+		}
+	}
+
+	after, err := ojs.Stream(ctx, "HMD_FLEET")
+	if err != nil {
+		t.Fatalf("the fleet stream is gone: %v", err)
+	}
+	fa := after.CachedInfo()
+	if len(fa.Config.Sources) != len(fleetBefore.Config.Sources) || fa.State.Msgs < fleetBefore.State.Msgs || fa.State.FirstSeq != fleetBefore.State.FirstSeq {
+		t.Errorf("the fleet stream changed under host-a's credentials: %d sources (was %d), %d events from %d (was %d from %d)",
+			len(fa.Config.Sources), len(fleetBefore.Config.Sources), fa.State.Msgs, fa.State.FirstSeq, fleetBefore.State.Msgs, fleetBefore.State.FirstSeq)
+	}
+	for _, e := range hb.fleetEvents(t) {
+		if e.Data.Host == "host-b" && e.Subject == "web" {
+			t.Errorf("a forged host-b event is in the fleet stream: %+v", e)
+		}
+	}
+}
+
+// A host the operator has not added to the fleet stream says what to add.
+func TestFleetHostWithoutSourceSaysSo(t *testing.T) {
+	hb := startHub(t)
+	hb.ensureFleet()
+	n := startHost(t, "host-n", hb.leafURL(), "host-n", "host-n-pw")
+	n.waitLog(t, "hub link up")
+	n.waitLog(t, "the hub operator must add this host")
+	if !strings.Contains(n.stderr.String(), `$JS.host-n.API`) || !strings.Contains(n.stderr.String(), `hmd_deliver.host-n`) {
+		t.Errorf("the log does not name the source to add:\n%s", n.stderr.String())
+	}
+}
+
+// Two hosts cloned from one image share a name: the hub keeps one link
+// at a time, and the healers say why.
+func TestFleetDuplicateHostNameIsNamed(t *testing.T) {
+	hb := startHub(t)
+	a1 := startHost(t, "host-a", hb.leafURL(), "host-a", "host-a-pw")
+	a1.waitLog(t, "hub link up")
+	a2 := startHost(t, "host-a", hb.leafURL(), "host-a", "host-a-pw")
+	const says = "another host with this host's name is linked to the hub"
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(a1.stderr.String(), says) && !strings.Contains(a2.stderr.String(), says) {
+		if time.Now().After(deadline) {
+			t.Fatalf("neither clone said that its name is taken:\n%s\n---\n%s", a1.stderr.String(), a2.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
