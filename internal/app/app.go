@@ -324,7 +324,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.cfg.HTTPPort != 0 {
 		srv := httpapi.New(httpapi.Options{
-			Addr: netJoin(a.cfg.HTTPAddress, a.cfg.HTTPPort), Prefix: a.cfg.HTTPPrefix, Token: a.cfg.HTTPToken.Reveal(),
+			Addr: netJoin(a.cfg.HTTPAddress, a.cfg.HTTPPort), Prefix: a.cfg.HTTPPrefix, Token: a.cfg.HTTPToken.Reveal(), MaxStreams: a.cfg.HTTPMaxStreams,
 			Ready: a.Ready, Metrics: promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
 			Status: a.Status, Subscribe: func(f func([]byte)) (func(), error) { return bus.Live(a.bus.Conn(), f) }, Log: a.log.With("component", "http"),
 		})

@@ -63,7 +63,7 @@ func ServeUI(ctx context.Context, cfg config.Config, hub bool, version string, l
 		return st, nil
 	}
 	srv := httpapi.New(httpapi.Options{
-		Addr: net.JoinHostPort(cfg.HTTPAddress, fmt.Sprint(cfg.HTTPPort)), Prefix: cfg.HTTPPrefix, Token: cfg.HTTPToken.Reveal(),
+		Addr: net.JoinHostPort(cfg.HTTPAddress, fmt.Sprint(cfg.HTTPPort)), Prefix: cfg.HTTPPrefix, Token: cfg.HTTPToken.Reveal(), MaxStreams: cfg.HTTPMaxStreams,
 		Ready: func() error {
 			if !nc.IsConnected() {
 				return fmt.Errorf("nats %s", nc.Status())

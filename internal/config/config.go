@@ -22,6 +22,8 @@ import (
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+
+	"github.com/healmydocker/healmydocker/internal/httpapi"
 )
 
 // EnvPrefix starts every environment variable of ours.
@@ -114,6 +116,8 @@ type Config struct {
 	HTTPAddress string
 	HTTPPort    int
 	HTTPPrefix  string
+	// HTTPMaxStreams bounds the live event streams served at once.
+	HTTPMaxStreams int
 
 	LogFormat string
 	LogLevel  string
@@ -306,6 +310,7 @@ func settings() []setting {
 		duration("max_label_stop_timeout", "5m", 0, 24*time.Hour, "longest stop timeout that a container's <label>.stop_timeout may ask for", func(c *Config) *time.Duration { return &c.MaxLabelStopTimeout }),
 		str("http_address", "127.0.0.1", "address of the HTTP endpoint", func(c *Config) *string { return &c.HTTPAddress }),
 		integer("http_port", 8380, 0, 65535, "port of the HTTP endpoint (0: no HTTP endpoint)", func(c *Config) *int { return &c.HTTPPort }),
+		integer("http_max_streams", 16, 1, 10000, "live event streams (the page's) the HTTP endpoint serves at once; more get 503", func(c *Config) *int { return &c.HTTPMaxStreams }),
 		secret("http_token", "bearer token that the HTTP endpoint requires for everything but /healthz (default: none)", func(c *Config) *Secret { return &c.HTTPToken }),
 		str("http_prefix", "", "path prefix of the HTTP endpoint, such as /healer", func(c *Config) *string { return &c.HTTPPrefix }),
 		enum("log_format", "text", []string{"text", "json"}, "log format: text or json", func(c *Config) *string { return &c.LogFormat }),
@@ -445,7 +450,8 @@ func LoadProgram(program string, args []string, environ []string, out io.Writer,
 		}
 		for _, key := range fk.Keys() {
 			if !known(ss, key) {
-				return Config{}, &Error{Key: key, Source: path, Value: fmt.Sprint(fk.Get(key)), Expected: "a known setting (see --help)"}
+				// The value is not shown: a misspelt password key holds a password.
+				return Config{}, &Error{Key: key, Source: path, Value: "[value not shown]", Expected: "a known setting (see --help)"}
 			}
 			source[key] = path
 		}
@@ -574,8 +580,8 @@ func validate(c *Config) error {
 	if c.ContainerLabel == "" {
 		return &Error{Key: "container_label", Value: "", Expected: "a label name, or all"}
 	}
-	if c.HTTPPrefix != "" && !strings.HasPrefix(c.HTTPPrefix, "/") {
-		return &Error{Key: "http_prefix", Value: c.HTTPPrefix, Expected: "a path starting with /"}
+	if err := httpapi.ValidPrefix(c.HTTPPrefix); err != nil {
+		return &Error{Key: "http_prefix", Value: c.HTTPPrefix, Expected: err.Error()}
 	}
 	if c.NotifyURLFile != "" {
 		b, err := os.ReadFile(c.NotifyURLFile)
@@ -592,6 +598,9 @@ func validate(c *Config) error {
 			return &Error{Key: "notify_url", Value: "[redacted]", Expected: "URLs: an http(s) incoming webhook (Slack, Mattermost) or a Shoutrrr service URL"}
 		}
 	}
+	if err := refusePlaceholders(c); err != nil {
+		return err
+	}
 	// Only the process that listens serves the reader: a split notifier
 	// may share its env file and ignore it.
 	if c.NATSListen != "" && c.NATSReaderUser != "" && (c.NATSReaderPassword == "" || c.NATSToken != "" || c.NATSUser == "") {
@@ -599,6 +608,25 @@ func validate(c *Config) error {
 	}
 	if c.NATSListen != "" && c.NATSToken == "" && (c.NATSUser == "" || c.NATSPassword == "") {
 		return &Error{Key: "nats_listen", Value: c.NATSListen, Expected: "nats_user and nats_password, or nats_token, to be set too"}
+	}
+	return nil
+}
+
+// PlaceholderPrefix starts every secret in deploy/split.env.example; a
+// deployment that kept one would run with a password anyone can read.
+const PlaceholderPrefix = "change-me"
+
+func refusePlaceholders(c *Config) error {
+	for _, s := range []struct {
+		key string
+		v   Secret
+	}{
+		{"nats_password", c.NATSPassword}, {"nats_reader_password", c.NATSReaderPassword}, {"nats_token", c.NATSToken},
+		{"http_token", c.HTTPToken}, {"hub_password", c.HubPassword},
+	} {
+		if strings.HasPrefix(strings.TrimSpace(s.v.Reveal()), PlaceholderPrefix) {
+			return &Error{Key: s.key, Value: "[placeholder]", Expected: "a secret of your own: this is the placeholder from deploy/split.env.example (try: openssl rand -hex 24)"}
+		}
 	}
 	return nil
 }

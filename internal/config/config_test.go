@@ -233,3 +233,54 @@ func TestNotifyURLFile(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// The placeholders of deploy/split.env.example are refused, naming the
+// setting; the example's every secret is one.
+func TestPlaceholderSecretsAreRefused(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../deploy/split.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") || !strings.HasPrefix(v, PlaceholderPrefix) {
+			continue
+		}
+		n++
+		_, err := Load(nil, []string{k + "=" + v}, io.Discard, func(string) {})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != strings.ToLower(strings.TrimPrefix(k, EnvPrefix)) || !strings.Contains(err.Error(), "split.env.example") {
+			t.Errorf("%s=%s: %v, want it refused by name", k, v, err)
+		}
+	}
+	if n < 3 {
+		t.Errorf("found %d placeholders in split.env.example", n)
+	}
+}
+
+// An unknown key in the file is named; its value is not echoed.
+func TestUnknownFileKeyHidesValue(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte("nats_pasword: hunter2-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load([]string{"--config", path}, nil, io.Discard, func(string) {})
+	if err == nil || !strings.Contains(err.Error(), "nats_pasword") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("got %v, want the key named and its value hidden", err)
+	}
+}
+
+// A prefix the routes cannot take is a config error, never a panic.
+func TestBadHTTPPrefix(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"healer", "/", "/x/", "/a b", "/{x}"} {
+		_, err := Load([]string{"--http-prefix", p}, nil, io.Discard, func(string) {})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != "http_prefix" {
+			t.Errorf("--http-prefix %q: %v, want an http_prefix error", p, err)
+		}
+	}
+}

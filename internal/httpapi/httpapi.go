@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,12 +35,46 @@ type Options struct {
 	Status func(ctx context.Context, limit int) (any, error)
 	// Subscribe calls f with each live event's JSON until cancel.
 	Subscribe func(f func([]byte)) (cancel func(), err error)
-	Log       *slog.Logger
+	// MaxStreams bounds the live event streams served at once; more get
+	// 503. 0 means DefaultMaxStreams.
+	MaxStreams int
+	Log        *slog.Logger
 }
+
+// Listener bounds: a client that sends nothing, or reads nothing, holds a
+// connection this long at most.
+const (
+	DefaultMaxStreams = 16
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	idleTimeout       = 60 * time.Second
+	// writeTimeout bounds each write of the event stream, not the stream.
+	writeTimeout = 10 * time.Second
+	keepalive    = 25 * time.Second
+)
+
+// ValidPrefix reports why prefix cannot prefix the routes, or nil: it is
+// empty, or path segments of unreserved characters, without a trailing
+// slash.
+func ValidPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if !prefixRE.MatchString(prefix) {
+		return fmt.Errorf("a path such as /healer: segments of letters, digits, . _ ~ -, starting with / and without a trailing /")
+	}
+	return nil
+}
+
+var prefixRE = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
 
 // Server serves the healer's HTTP endpoint.
 type Server struct {
 	o Options
+	// streams counts the live event streams being served.
+	streams atomic.Int64
+	// writeTimeout is writeTimeout; tests shorten it.
+	writeTimeout time.Duration
 	// bound is told the listening address once it is known.
 	bound func(net.Addr)
 }
@@ -48,7 +84,10 @@ func New(o Options) *Server {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{o: o, bound: func(net.Addr) {}}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = DefaultMaxStreams
+	}
+	return &Server{o: o, bound: func(net.Addr) {}, writeTimeout: writeTimeout}
 }
 
 // OnBound registers f to learn the bound address (port 0 picks one).
@@ -67,7 +106,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET "+p+"/readyz", s.auth(func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+p+"/readyz", s.auth(false, func(w http.ResponseWriter, _ *http.Request) {
 		if err := s.o.Ready(); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
@@ -75,18 +114,18 @@ func (s *Server) Handler() http.Handler {
 		_, _ = io.WriteString(w, "ready\n")
 	}))
 	if s.o.Metrics != nil {
-		mux.HandleFunc("GET "+p+"/metrics", s.auth(s.o.Metrics.ServeHTTP))
+		mux.HandleFunc("GET "+p+"/metrics", s.auth(false, s.o.Metrics.ServeHTTP))
 	}
 	if s.o.Status != nil {
-		mux.HandleFunc("GET "+p+"/{$}", s.auth(s.status))
-		mux.HandleFunc("GET "+p+"/ui", s.auth(func(w http.ResponseWriter, _ *http.Request) {
+		mux.HandleFunc("GET "+p+"/{$}", s.auth(false, s.status))
+		mux.HandleFunc("GET "+p+"/ui", s.auth(true, func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:")
 			_, _ = w.Write(page)
 		}))
 	}
 	if s.o.Subscribe != nil {
-		mux.HandleFunc("GET "+p+"/events", s.auth(s.stream))
+		mux.HandleFunc("GET "+p+"/events", s.auth(true, s.stream))
 	}
 	if p != "" {
 		// The page's relative links need the trailing slash.
@@ -97,15 +136,17 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// auth requires the token, if one is set.
-func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+// auth requires the token, if one is set. query allows ?token= too, only
+// for the page and its event stream, which a browser opens by URL: a token
+// in a URL ends up in logs and history, so the rest take the header only.
+func (s *Server) auth(query bool, h http.HandlerFunc) http.HandlerFunc {
 	if s.o.Token == "" {
 		return h
 	}
 	want := []byte("Bearer " + s.o.Token)
 	return func(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get("Authorization")
-		if got == "" && r.URL.Query().Has("token") {
+		if got == "" && query && r.URL.Query().Has("token") {
 			got = "Bearer " + r.URL.Query().Get("token")
 		}
 		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
@@ -146,10 +187,22 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 // stream sends live events as Server-Sent Events. A client too slow to
 // keep up loses events, never the healer's time.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+	if n := s.streams.Add(1); n > int64(s.o.MaxStreams) {
+		s.streams.Add(-1)
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, fmt.Sprintf("too many live event streams (%d at most, HMD_HTTP_MAX_STREAMS)", s.o.MaxStreams), http.StatusServiceUnavailable)
 		return
+	}
+	defer s.streams.Add(-1)
+	rc := http.NewResponseController(w)
+	// send writes with a deadline of its own: a client that stops reading
+	// is dropped, instead of holding a stream slot for ever.
+	send := func(text string) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+		if _, err := io.WriteString(w, text); err != nil {
+			return err
+		}
+		return rc.Flush()
 	}
 	ch := make(chan []byte, 256)
 	cancel, err := s.o.Subscribe(func(b []byte) {
@@ -165,24 +218,34 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = io.WriteString(w, ": connected\n\n")
-	flusher.Flush()
-	keepalive := time.NewTicker(25 * time.Second)
-	defer keepalive.Stop()
+	// The server's read timeout would end the stream too.
+	_ = rc.SetReadDeadline(time.Time{})
+	if send(": connected\n\n") != nil {
+		return
+	}
+	tick := time.NewTicker(keepalive)
+	defer tick.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case b := <-ch:
-			if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			if send("data: "+string(b)+"\n\n") != nil {
 				return
 			}
-			flusher.Flush()
-		case <-keepalive.C:
-			_, _ = io.WriteString(w, ": keepalive\n\n")
-			flusher.Flush()
+		case <-tick.C:
+			if send(": keepalive\n\n") != nil {
+				return
+			}
 		}
 	}
+}
+
+// httpServer bounds what a client can hold: headers within 5 s, a request
+// within 10 s, an idle keep-alive connection for a minute. The event stream
+// lifts its read deadline and sets a write deadline per write instead.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{Handler: s.Handler(), ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 }
 
 //go:embed ui.html
@@ -190,13 +253,16 @@ var page []byte
 
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
+	if err := ValidPrefix(s.o.Prefix); err != nil {
+		return fmt.Errorf("http endpoint: prefix %q: %w", s.o.Prefix, err)
+	}
 	ln, err := net.Listen("tcp", s.o.Addr)
 	if err != nil {
 		return fmt.Errorf("http endpoint: listen on %s: %w", s.o.Addr, err)
 	}
 	s.bound(ln.Addr())
 	s.o.Log.Info("http endpoint listening", "addr", ln.Addr().String(), "prefix", s.o.Prefix, "token", s.o.Token != "")
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := s.httpServer()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -92,8 +92,9 @@ func TestToken(t *testing.T) {
 		{"page needs it", "/ui", "", 401},
 		{"wrong token", "/metrics", "Bearer nope", 401},
 		{"bearer token", "/metrics", "Bearer s3cret", 200},
-		{"query token", "/?token=s3cret", "", 200},
-		{"wrong query token", "/?token=s3cre", "", 401},
+		{"query token for the page", "/ui?token=s3cret", "", 200},
+		{"no query token for the status", "/?token=s3cret", "", 401},
+		{"wrong query token", "/ui?token=s3cre", "", 401},
 	}
 	for _, tt := range tests {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+tt.path, nil)
