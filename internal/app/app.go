@@ -86,6 +86,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		Token:          cfg.NATSToken.Reveal(),
 		ReaderUser:     cfg.NATSReaderUser,
 		ReaderPassword: cfg.NATSReaderPassword.Reveal(),
+		TLS:            bus.TLS{Cert: cfg.NATSTLSCert, Key: cfg.NATSTLSKey, CA: cfg.NATSTLSCA},
 		Retention:      cfg.Retention,
 		Logger:         log,
 	}

@@ -42,6 +42,8 @@ type Options struct {
 	// ReaderUser may only read the events stream; it needs User.
 	ReaderUser     string
 	ReaderPassword string
+	// TLS, when set, secures the listener.
+	TLS TLS
 	// Domain is this server's JetStream domain; needed with a hub, so the
 	// hub's JetStream and this one stay apart.
 	Domain string
@@ -129,6 +131,11 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 			return nil, fmt.Errorf("open bus: nats listener %s needs a user and password or a token", o.Listen)
 		}
 		sopts.Host, sopts.Port = host, p
+		if o.TLS.enabled() {
+			if err := serverTLS(sopts, o.TLS); err != nil {
+				return nil, fmt.Errorf("open bus: %w", err)
+			}
+		}
 		if o.ReaderUser != "" {
 			if o.User == "" || o.Token != "" {
 				return nil, errors.New("open bus: a reader user needs the listener to use a user and password, not a token")

@@ -47,7 +47,7 @@ func Trigger(nc *nats.Conn, host string, kinds []events.Kind, log *slog.Logger) 
 
 // Connect dials a healer's NATS listener for a split component, with a
 // user and password or a token, reconnecting for ever once connected.
-func Connect(url, user, password, token, name string, log *slog.Logger) (*nats.Conn, error) {
+func Connect(url, user, password, token, name string, tls TLS, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -64,6 +64,7 @@ func Connect(url, user, password, token, name string, log *slog.Logger) (*nats.C
 			log.Warn("nats error", "url", redactURL(url), "err", err)
 		}),
 	}
+	opts = append(opts, clientTLS(tls)...)
 	switch {
 	case token != "":
 		opts = append(opts, nats.Token(token))

@@ -113,7 +113,8 @@ func serve(ctx context.Context, p Program, cfg config.Config, log *slog.Logger) 
 // connect reaches the healer's (or the hub's) NATS with the configured
 // credentials, as name.
 func connect(cfg config.Config, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := bus.Connect(cfg.NATSURL, cfg.NATSUser, cfg.NATSPassword.Reveal(), cfg.NATSToken.Reveal(), name, log)
+	nc, err := bus.Connect(cfg.NATSURL, cfg.NATSUser, cfg.NATSPassword.Reveal(), cfg.NATSToken.Reveal(), name,
+		bus.TLS{Cert: cfg.NATSTLSCert, Key: cfg.NATSTLSKey, CA: cfg.NATSTLSCA}, log)
 	if err != nil {
 		return nil, nil, err
 	}

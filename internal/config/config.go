@@ -149,6 +149,9 @@ type Config struct {
 	// NATSReaderUser may read events and the history, and nothing else.
 	NATSReaderUser     string
 	NATSReaderPassword Secret
+	// NATS TLS files: the listener's certificate, key and client CA, or a
+	// client's CA for the listener and its own certificate and key.
+	NATSTLSCert, NATSTLSKey, NATSTLSCA string
 }
 
 // Secret is a string that never prints itself.
@@ -332,6 +335,9 @@ func settings() []setting {
 		secret("nats_token", "token that the NATS listener requires (instead of user and password)", func(c *Config) *Secret { return &c.NATSToken }),
 		str("nats_reader_user", "", "a NATS user that may read the events and their history and nothing else, for subscribers", func(c *Config) *string { return &c.NATSReaderUser }),
 		secret("nats_reader_password", "password of nats_reader_user", func(c *Config) *Secret { return &c.NATSReaderPassword }),
+		str("nats_tls_cert", "", "PEM certificate: of the NATS listener (with nats_tls_key it turns TLS on), or a client's own for a listener that verifies clients", func(c *Config) *string { return &c.NATSTLSCert }),
+		str("nats_tls_key", "", "PEM key of nats_tls_cert", func(c *Config) *string { return &c.NATSTLSKey }),
+		str("nats_tls_ca", "", "PEM CA: on the listener it verifies client certificates (required then); on a client it verifies the listener", func(c *Config) *string { return &c.NATSTLSCA }),
 	}
 	const month = 31 * 24 * time.Hour
 	rm := Repairman
@@ -597,6 +603,9 @@ func validate(c *Config) error {
 		if err != nil || p.Scheme == "" {
 			return &Error{Key: "notify_url", Value: "[redacted]", Expected: "URLs: an http(s) incoming webhook (Slack, Mattermost) or a Shoutrrr service URL"}
 		}
+	}
+	if c.NATSListen != "" && (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		return &Error{Key: "nats_tls_cert", Value: c.NATSTLSCert, Expected: "nats_tls_cert and nats_tls_key together"}
 	}
 	if err := refusePlaceholders(c); err != nil {
 		return err
