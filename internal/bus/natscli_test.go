@@ -70,6 +70,10 @@ func TestReaderAttacksWithNatsCLI(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// README's example: the history through the CLI's own consumer.
+	if out, err := nats("sub", "--stream", EventsStream, "--all", "--count", "1", "--raw"); err != nil || !strings.Contains(out, `{"n":1}`) {
+		t.Errorf("nats sub --stream as the reader: %v\n%s", err, out)
+	}
 	// What it may not.
 	for _, c := range []struct {
 		name string
