@@ -60,6 +60,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			cmd, args = args[0], args[1:]
 		case "events":
 			return events(ctx, args[1:], environ, stdout, stderr)
+		case "pause", "resume":
+			return cli.Control(ctx, args[0], args[1:], environ, stdout, stderr)
 		case "ui":
 			return ui(ctx, args[1:], environ, stdout, stderr)
 		case "notifier":

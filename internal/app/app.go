@@ -327,7 +327,7 @@ func (a *App) Run(ctx context.Context) error {
 		srv := httpapi.New(httpapi.Options{
 			Addr: netJoin(a.cfg.HTTPAddress, a.cfg.HTTPPort), Prefix: a.cfg.HTTPPrefix, Token: a.cfg.HTTPToken.Reveal(), MaxStreams: a.cfg.HTTPMaxStreams,
 			Ready: a.Ready, Metrics: promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
-			Status: a.Status, Subscribe: func(f func([]byte)) (func(), error) { return bus.Live(a.bus.Conn(), f) }, Log: a.log.With("component", "http"),
+			Status: a.Status, Control: a.Control, Subscribe: func(f func([]byte)) (func(), error) { return bus.Live(a.bus.Conn(), f) }, Log: a.log.With("component", "http"),
 		})
 		srv.OnBound(func(addr net.Addr) { a.httpAddr.Store(&addr) })
 		g.Add(func() error { return srv.Run(gctx) }, func(error) { cancel() })

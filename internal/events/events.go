@@ -63,6 +63,13 @@ const (
 	Stopped Kind = "outcome.stopped"
 )
 
+// A person's control of the healer: a container paused for maintenance,
+// and its end (by command, or when its time was up).
+const (
+	ControlPaused  Kind = "control.paused"
+	ControlResumed Kind = "control.resumed"
+)
+
 // NotifyFailed: a notification target refused a message for good.
 const NotifyFailed Kind = "notify.failed"
 
@@ -84,7 +91,7 @@ var Kinds = []Kind{
 	DockerHealthy, DockerUnhealthy, DockerStart, DockerDie, DockerKill, DockerStop, DockerOOM, DockerDestroy, DockerCreate, DockerRename,
 	CleanupFound, CleanupRemoved, CleanupKept, CleanupFailed, NotifyFailed,
 	RestartRequested, RestartSkipped, GaveUp,
-	RestartSucceeded, RestartFailed, Stopped,
+	RestartSucceeded, RestartFailed, Stopped, ControlPaused, ControlResumed,
 	HealerStarted, HealerStopped, DockerConnected, DockerLost, ConfigError,
 }
 
@@ -165,6 +172,8 @@ type Data struct {
 	BackoffStep   int        `json:"backoff_step,omitempty"`
 	// RetryAt is when a skipped restart is looked at again.
 	RetryAt *time.Time `json:"retry_at,omitempty"`
+	// Until is when a pause ends by itself; absent, it lasts until resumed.
+	Until *time.Time `json:"until,omitempty"`
 	// Canonical names the container a duplicate duplicates.
 	Canonical string `json:"canonical,omitempty"`
 	// DryRun marks what the cleaner, or the healer in monitor-only mode,

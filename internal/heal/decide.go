@@ -71,6 +71,7 @@ const (
 	ReasonGone         = "the container is gone"
 	ReasonPaused       = "paused by a user or API call"
 	ReasonActionStop   = "action=stop: left stopped"
+	ReasonMaintenance  = "paused for maintenance (healer pause)"
 )
 
 // Labels that say who owns a container.
@@ -121,6 +122,11 @@ type State struct {
 	// owner (Swarm, a one-off).
 	LeftAlone string `json:"left_alone,omitempty"`
 
+	// Paused: a person paused healing of the container (healer pause), until
+	// PausedUntil, or until resumed when that is zero.
+	Paused      bool      `json:"paused,omitempty"`
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+
 	// InFlight (runtime): a restart of ours is claimed and not finished.
 	InFlight bool `json:"-"`
 	// Pending (runtime): the claimed restart has not been sent yet, so a
@@ -133,6 +139,7 @@ type State struct {
 func Stored(k events.Kind) bool {
 	switch k {
 	case events.RestartRequested, events.GaveUp, events.RestartSucceeded, events.RestartFailed, events.Stopped,
+		events.ControlPaused, events.ControlResumed,
 		events.DockerStart, events.DockerKill, events.DockerStop,
 		events.DockerHealthy, events.DockerUnhealthy, events.DockerDie:
 		return true
@@ -166,6 +173,13 @@ func Fold(s State, e events.Event) State {
 			break
 		}
 		s.Ours, s.RestartDone = true, time.Time{}
+	case events.ControlPaused:
+		s.Paused, s.PausedUntil = true, time.Time{}
+		if e.Data.Until != nil {
+			s.PausedUntil = *e.Data.Until
+		}
+	case events.ControlResumed:
+		s.Paused, s.PausedUntil = false, time.Time{}
 	case events.Stopped:
 		// Stopped on purpose by action=stop: like a user's stop, nothing
 		// heals it until it is started again.
@@ -212,6 +226,11 @@ func Fold(s State, e events.Event) State {
 // since the latest start and had not finished before t.
 func (s State) ours(t time.Time) bool {
 	return s.Ours && !s.Pending && (s.RestartDone.IsZero() || !t.After(s.RestartDone))
+}
+
+// PausedAt says whether a pause for maintenance holds at now.
+func (s State) PausedAt(now time.Time) bool {
+	return s.Paused && (s.PausedUntil.IsZero() || now.Before(s.PausedUntil))
 }
 
 // stops says whether a kill signal ends the container, as docker stop,
@@ -275,6 +294,10 @@ func Decide(s State, o Observation, p config.Policy, now time.Time) Decision {
 		return Decision{Verdict: Ignore}
 	}
 	d := decide(s, o, p, now)
+	if d.Verdict != Ignore && s.PausedAt(now) {
+		// Recorded, never acted on; looked at again when the pause ends.
+		return Decision{Verdict: Skip, Reason: ReasonMaintenance, RetryAt: s.PausedUntil}
+	}
 	if d.Verdict != Restart || action == config.ActionRestart {
 		return d
 	}

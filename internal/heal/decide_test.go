@@ -97,6 +97,16 @@ func as(d Decision, action string) Decision { d.Action = action; return d }
 func notified(e events.Event) events.Event  { e.Data.Action = config.ActionNotify; return e }
 func stoppedBy(e events.Event) events.Event { e.Data.Action = config.ActionStop; return e }
 
+// paused is a pause at second s until second until (-1: no end).
+func paused(s, until int) events.Event {
+	e := ev(events.ControlPaused, s)
+	if until >= 0 {
+		u := at(until)
+		e.Data.Until = &u
+	}
+	return e
+}
+
 func inFlight(s State) State { s.InFlight = true; return s }
 func pending(s State) State  { s.InFlight, s.Pending = true, true; return s }
 
@@ -206,6 +216,11 @@ func TestDecide(t *testing.T) {
 		{name: "dry run is notify", obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun = true }), want: as(restart(ReasonUnhealthy, 1, 0, 1, 1, 0), config.ActionNotify)},
 		{name: "dry run with action stop is notify", obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun, p.Action = true, config.ActionStop }), want: as(restart(ReasonUnhealthy, 1, 0, 1, 1, 0), config.ActionNotify)},
 		{name: "dry run crash is notify", obs: exited(2), p: with(func(p *config.Policy) { p.DryRun = true }), want: as(restart("exited with code 2", 1, 0, 1, 1, 0), config.ActionNotify)},
+		{name: "paused: left alone until the pause ends", s: state(paused(0, 100)), obs: unhealthy(), p: policy(), now: 10, want: skipUntil(ReasonMaintenance, 100)},
+		{name: "paused without end", s: state(paused(0, -1)), obs: exited(1), p: policy(), now: 10, want: skip(ReasonMaintenance)},
+		{name: "paused: a healthy event is nothing", s: state(paused(0, 100)), obs: Observation{Observed: events.Observed{Kind: events.DockerHealthy}}, p: policy(), now: 10, want: Decision{}},
+		{name: "pause over", s: state(paused(0, 100)), obs: unhealthy(), p: policy(), now: 100, want: restart(ReasonUnhealthy, 1, 100, 1, 1, 100)},
+		{name: "resumed", s: state(paused(0, -1), ev(events.ControlResumed, 5)), obs: unhealthy(), p: policy(), now: 10, want: restart(ReasonUnhealthy, 1, 10, 1, 1, 10)},
 		{name: "dry run gives up as it would", s: state(notified(restarted(0, 50, 0, 1, 1))), obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun = true }), now: 1000, want: Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: 50}},
 	}
 	for _, tt := range tests {

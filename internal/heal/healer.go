@@ -146,7 +146,13 @@ func New(o Options) *Healer {
 		overrides: config.NewOverrides(o.Label),
 	}
 	for id, hist := range o.Initial {
-		h.state[id] = &entry{state: FoldAll(hist)}
+		e := &entry{state: FoldAll(hist)}
+		h.state[id] = e
+		// A pause with an end survives the healer's restart: it still ends
+		// by itself, and the container is looked at then.
+		if e.state.Paused && !e.state.PausedUntil.IsZero() {
+			h.lookAt(e, events.Observed{ContainerID: id}, "control/"+events.ShortID(id), e.state.PausedUntil)
+		}
 	}
 	return h
 }
@@ -354,6 +360,7 @@ func (h *Healer) look(id string, kind events.Kind, cause string) {
 		return
 	}
 	o := events.Observed{Kind: kind, ContainerID: c.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Reconciled: true, Received: time.Now()}
+	h.endPause(o, cause)
 	if c.Running && !c.Paused && c.Health == "unhealthy" && kind != events.DockerDie {
 		// Published as a listing's observation, the cause of what follows.
 		o.Kind, o.DockerTime = events.DockerUnhealthy, c.HealthTime

@@ -38,7 +38,9 @@ type Options struct {
 	// MaxStreams bounds the live event streams served at once; more get
 	// 503. 0 means DefaultMaxStreams.
 	MaxStreams int
-	Log        *slog.Logger
+	// Control pauses and resumes healing (healer pause, healer resume).
+	Control Control
+	Log     *slog.Logger
 }
 
 // Listener bounds: a client that sends nothing, or reads nothing, holds a
@@ -126,6 +128,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.o.Subscribe != nil {
 		mux.HandleFunc("GET "+p+"/events", s.auth(true, s.stream))
+	}
+	if s.o.Control != nil {
+		mux.HandleFunc("POST "+p+"/control/{action}", s.control)
 	}
 	if p != "" {
 		// The page's relative links need the trailing slash.

@@ -39,6 +39,10 @@ type Container struct {
 	RestartsInFrame int        `json:"restarts_in_frame"`
 	FrameStart      *time.Time `json:"frame_start,omitempty"`
 	GivenUp         bool       `json:"given_up"`
+	// Paused for maintenance (healer pause), until PausedUntil if set.
+	Paused      bool       `json:"paused,omitempty"`
+	PausedUntil *time.Time `json:"paused_until,omitempty"`
+	PauseReason string     `json:"pause_reason,omitempty"`
 	Restarts        []Restart  `json:"restarts"`
 	LastEvent       string     `json:"last_event,omitempty"`
 	LastEventTime   *time.Time `json:"last_event_time,omitempty"`
@@ -54,6 +58,8 @@ type entry struct {
 	frameStart            time.Time
 	restartsInFrame       int32
 	givenUp               bool
+	// pause is the latest control.paused, nil when not paused.
+	pause *pause
 	// listed: the latest listing of its host had it, or an event newer
 	// than that listing was about it.
 	listed   bool
@@ -160,7 +166,20 @@ func (v *View) Apply(e events.Event) {
 		c.restarts = append(c.restarts, Restart{Time: e.Time, OK: e.Kind() == events.RestartSucceeded, Reason: intern(d.Reason)})
 	case events.GaveUp:
 		c.givenUp = true
+	case events.ControlPaused:
+		c.pause = &pause{reason: d.Reason}
+		if d.Until != nil {
+			c.pause.until = *d.Until
+		}
+	case events.ControlResumed:
+		c.pause = nil
 	}
+}
+
+// pause is a container's pause for maintenance.
+type pause struct {
+	until  time.Time
+	reason string
 }
 
 // Listed is one container as a listing of the daemon shows it.
@@ -240,6 +259,13 @@ func (v *View) SnapshotOf(host string, now time.Time, limit int) Snapshot {
 			RestartsInFrame: int(c.restartsInFrame), GivenUp: c.givenUp, Restarts: slices.Clone(c.restarts), LastEvent: string(c.lastEvent)}
 		if out.Restarts == nil {
 			out.Restarts = []Restart{}
+		}
+		if p := c.pause; p != nil && (p.until.IsZero() || now.Before(p.until)) {
+			out.Paused, out.PauseReason = true, p.reason
+			if !p.until.IsZero() {
+				u := p.until
+				out.PausedUntil = &u
+			}
 		}
 		if !c.frameStart.IsZero() {
 			fs := c.frameStart
