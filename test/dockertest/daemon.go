@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,7 +107,7 @@ func (d *Daemon) Start() error {
 	// machine's namespace that is the real engine's.
 	d.cmd = exec.Command("unshare", "--net", dockerd, "--config-file", cfg, "--data-root", filepath.Join(d.Dir, "r"), "--exec-root", filepath.Join(d.Dir, "x"),
 		"--pidfile", filepath.Join(d.Dir, "pid"), "-H", d.Host(), "--bridge=none", "--iptables=false", "--ip6tables=false",
-		"--containerd-namespace", "hmdtest", "--containerd-plugins-namespace", "hmdtest-plugins")
+		"--containerd-namespace", "hmdtest", "--containerd-plugins-namespace", "hmdtest-plugins", "--cgroup-parent", cgroupParent(d.Dir))
 	d.cmd.Env = environ
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	// Dies with the test binary; containerd dies with it in turn.
@@ -206,9 +208,9 @@ func (d *Daemon) LogTail(n int) string {
 }
 
 // Sweep kills every process a private daemon under dir left behind (its
-// containerd, shims and containers: a process started from, rooted in or
-// working in dir), unmounts what is mounted under it and removes it. It
-// touches nothing outside dir, so runs beside it are safe.
+// containerd and shims: started from or working in dir; its containers: in
+// its cgroup parent), unmounts what is mounted under it, and removes its
+// cgroups and dir. It touches nothing else, so runs beside it are safe.
 func Sweep(dir string) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -218,6 +220,14 @@ func Sweep(dir string) error {
 		return fmt.Errorf("sweep: refusing to sweep %q", dir)
 	}
 	under := func(p string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+	// The containers: in the cgroup parent of dir's daemon, or of the
+	// daemons in dir (a run directory).
+	parents := []string{cgroupParent(dir)}
+	if subs, err := filepath.Glob(filepath.Join(dir, "hmdd*")); err == nil {
+		for _, s := range subs {
+			parents = append(parents, cgroupParent(s))
+		}
+	}
 	for range 3 {
 		procs, _ := os.ReadDir("/proc")
 		killed := 0
@@ -226,10 +236,16 @@ func Sweep(dir string) error {
 			if err != nil || pid == os.Getpid() || pid == os.Getppid() {
 				continue
 			}
+			// A zombie is dead already; killing it again counts nothing.
+			if stat, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "stat")); zombie(stat) {
+				continue
+			}
 			cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-			root, _ := os.Readlink(filepath.Join("/proc", p.Name(), "root"))
 			cwd, _ := os.Readlink(filepath.Join("/proc", p.Name(), "cwd"))
-			if strings.Contains(string(cmdline), dir+"/") || under(root) || under(cwd) {
+			cgroup, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cgroup"))
+			if strings.Contains(string(cmdline), dir+"/") || under(cwd) || slices.ContainsFunc(parents, func(c string) bool {
+				return strings.Contains(string(cgroup), ":/"+c+"/")
+			}) {
 				if syscall.Kill(pid, syscall.SIGKILL) == nil {
 					killed++
 				}
@@ -251,10 +267,45 @@ func Sweep(dir string) error {
 			_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
 		}
 	}
+	// The emptied cgroups, in every hierarchy (v1) or the one (v2): one
+	// goes once its killed processes are reaped.
+	for _, c := range parents {
+		cgs, _ := filepath.Glob("/sys/fs/cgroup/" + c)
+		more, _ := filepath.Glob("/sys/fs/cgroup/*/" + c)
+		for _, cg := range append(cgs, more...) {
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				kids, _ := os.ReadDir(cg)
+				for _, k := range kids {
+					if k.IsDir() {
+						_ = syscall.Rmdir(filepath.Join(cg, k.Name()))
+					}
+				}
+				if syscall.Rmdir(cg) == nil || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("sweep: %s left behind: %w", dir, err)
 	}
 	return nil
+}
+
+// zombie tells from /proc/PID/stat whether the process is a zombie.
+func zombie(stat []byte) bool {
+	_, rest, ok := strings.Cut(string(stat), ") ")
+	return ok && strings.HasPrefix(rest, "Z")
+}
+
+// cgroupParent is the cgroup the private daemon in dir puts its containers
+// in: named after dir, so a sweep finds them even after the daemon is gone
+// (their root is in a mount namespace of their own, and says nothing).
+func cgroupParent(dir string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(dir))
+	return fmt.Sprintf("hmdtest-%016x", h.Sum64())
 }
 
 // bridgeGuard reports, when called at the end, whether the private daemon

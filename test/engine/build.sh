@@ -17,6 +17,14 @@ if [ -f "$out/done" ]; then
 	echo "$out/bin"
 	exit 0
 fi
+# One build at a time per version; who waited finds it done.
+mkdir -p "$cache"
+exec 9>"$out.lock"
+flock 9
+if [ -f "$out/done" ]; then
+	echo "$out/bin"
+	exit 0
+fi
 
 say() { echo "engine build: $*" >&2; }
 start=$(date +%s)

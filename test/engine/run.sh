@@ -14,6 +14,12 @@ cd "$(dirname "$0")/../.."
 mod=${1:?usage: run.sh MOBY_V2_MODULE_VERSION [go test flags...]}
 shift
 
+# Pinned, so CI is reproducible; say when a newer one is out.
+latest=$(cd /tmp && timeout 30 go list -m -f '{{.Version}}' "github.com/moby/moby/v2@latest" 2>/dev/null || true)
+if [ -n "$latest" ] && [ "$latest" != "$mod" ]; then
+	echo "note: the module proxy's newest moby/v2 is $latest, these tests build $mod (DOCKER29 in the Makefile)"
+fi
+
 t0=$(date +%s)
 bin=$(test/engine/build.sh "$mod")
 t1=$(date +%s)
