@@ -7,8 +7,9 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 DATA_DIR ?= .data
+space    := $(subst ,, )
 
-.PHONY: all build run test faults lint bench image docker-check clean
+.PHONY: all build run test faults test-engines lint bench image docker-check clean
 
 all: lint test
 
@@ -37,6 +38,17 @@ faults: docker-check
 		echo "fuzz $$fn ($$pkg) for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
 	done
+
+# The end-to-end cases that touch the engine, against Docker 29 too: a
+# private daemon built from its Go module (the newest Docker 29 release the
+# module proxy serves: DOCKER29) and cached outside the repository.
+DOCKER29 ?= v2.0.0-beta.24
+ENGINE_TESTS := TestHealsLabelledUnhealthyContainer TestHealsContainerUnhealthyBeforeStart TestCrashedContainerIsStartedAgain \
+	TestUserStopIsNeverUndone TestDependentGetsNetworkBack TestCleanerRemovesDuplicates TestCleanerKeepsLoneprefixed \
+	TestCleanerWaitsForTheGrace TestCleanerDryRun TestSplitCleanerThroughSocketProxy TestEventsCommand TestFaultDockerDaemonRestart
+ENGINE_COUNT ?= 1
+test-engines: docker-check
+	test/engine/run.sh $(DOCKER29) -race -count=$(ENGINE_COUNT) -tags faults -timeout 15m -run '^($(subst $(space),|,$(strip $(ENGINE_TESTS))))$$'
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

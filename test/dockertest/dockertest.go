@@ -10,10 +10,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,11 +33,20 @@ type Env struct {
 	RunID string
 	// Image is the fixture image.
 	Image string
-	root  string
+	// Engine is the engine the tests run against, for messages: its
+	// version and API version.
+	Engine string
+	// Private is the test binary's own daemon when EngineEnv names an
+	// engine; nil on the engine DOCKER_HOST names.
+	Private *Daemon
+	root    string
 }
 
 // Setup checks that the engine answers, failing loudly if not, and builds
-// the fixture image. Call it from TestMain; call Close when done.
+// the fixture image. With EngineEnv set, it then starts a private daemon of
+// that engine, moves the image into it and points DOCKER_HOST at it for the
+// rest of the test binary: the docker CLI, the healers under test and their
+// subprocesses all use it. Call it from TestMain; call Close when done.
 func Setup() (*Env, error) {
 	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("docker is unreachable, and these tests need the real engine: docker info: %v: %s", err, bytes.TrimSpace(out))
@@ -45,7 +56,33 @@ func Setup() (*Env, error) {
 	if err := e.build(); err != nil {
 		return nil, err
 	}
+	if bin := os.Getenv(EngineEnv); bin != "" {
+		if err := e.private(bin); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	e.Engine, _ = Docker("version", "--format", "Docker {{.Server.Version}} (API {{.Server.APIVersion}}, minimum {{.Server.MinAPIVersion}}; this client {{.Client.APIVersion}})")
 	return e, nil
+}
+
+// private moves the run onto a private daemon of the engine in bin.
+func (e *Env) private(bin string) error {
+	if _, err := os.Stat(filepath.Join(bin, "dockerd")); err != nil {
+		return fmt.Errorf("%s=%s holds no dockerd (test/engine/build.sh builds one): %w", EngineEnv, bin, err)
+	}
+	d, err := StartDaemon(bin)
+	if err != nil {
+		return err
+	}
+	err = d.Load(e.Image)
+	// Only the private daemon keeps it.
+	_, _ = Docker("rmi", "-f", e.Image)
+	if err != nil {
+		return errors.Join(err, d.Close())
+	}
+	e.Private = d
+	return os.Setenv("DOCKER_HOST", d.Host())
 }
 
 // moduleRoot finds go.mod upwards from the working directory: tests run in
@@ -90,13 +127,18 @@ func (e *Env) build() error {
 	return nil
 }
 
-// Close removes every container of this run and the fixture image.
-func (e *Env) Close() {
+// Close removes every container of this run and the fixture image, and
+// stops and sweeps the private daemon.
+func (e *Env) Close() error {
+	if e.Private != nil {
+		return e.Private.Close()
+	}
 	ids, _ := Docker("ps", "-aq", "--filter", "label="+TestLabel+"="+e.RunID)
 	if f := strings.Fields(ids); len(f) > 0 {
 		_, _ = Docker(append([]string{"rm", "-f", "-v"}, f...)...)
 	}
 	_, _ = Docker("rmi", "-f", e.Image)
+	return nil
 }
 
 // Docker runs the docker CLI and returns its trimmed output.
@@ -132,6 +174,12 @@ func (e *Env) Start(s Spec) (string, error) {
 		args = append(args, "-e", k+"="+v)
 	}
 	args = append(args, s.Args...)
+	// The private daemon has no bridge, so no default network.
+	if e.Private != nil && !slices.ContainsFunc(s.Args, func(a string) bool {
+		return a == "--network" || a == "--net" || strings.HasPrefix(a, "--network=") || strings.HasPrefix(a, "--net=")
+	}) {
+		args = append(args, "--network", "none")
+	}
 	args = append(args, e.Image)
 	args = append(args, s.Cmd...)
 	id, err := Docker(args...)

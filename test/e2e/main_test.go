@@ -22,14 +22,20 @@ func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
 
-func testMain(m *testing.M) int {
+func testMain(m *testing.M) (code int) {
 	var err error
 	env, err = dockertest.Setup()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		return 1
 	}
-	defer env.Close()
+	fmt.Fprintln(os.Stderr, "engine:", env.Engine)
+	defer func() {
+		if err := env.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			code = 1
+		}
+	}()
 	dir, err := os.MkdirTemp("", "hmd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
