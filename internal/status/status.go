@@ -40,12 +40,12 @@ type Container struct {
 	FrameStart      *time.Time `json:"frame_start,omitempty"`
 	GivenUp         bool       `json:"given_up"`
 	// Paused for maintenance (healer pause), until PausedUntil if set.
-	Paused      bool       `json:"paused,omitempty"`
-	PausedUntil *time.Time `json:"paused_until,omitempty"`
-	PauseReason string     `json:"pause_reason,omitempty"`
-	Restarts        []Restart  `json:"restarts"`
-	LastEvent       string     `json:"last_event,omitempty"`
-	LastEventTime   *time.Time `json:"last_event_time,omitempty"`
+	Paused        bool       `json:"paused,omitempty"`
+	PausedUntil   *time.Time `json:"paused_until,omitempty"`
+	PauseReason   string     `json:"pause_reason,omitempty"`
+	Restarts      []Restart  `json:"restarts"`
+	LastEvent     string     `json:"last_event,omitempty"`
+	LastEventTime *time.Time `json:"last_event_time,omitempty"`
 }
 
 // entry is one container in the view. It is kept small: a host watches
