@@ -11,6 +11,7 @@ import (
 
 	"github.com/nicholas-fedor/shoutrrr"
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
+	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 	"github.com/nicholas-fedor/shoutrrr/pkg/util/jsonclient"
 )
 
@@ -25,7 +26,7 @@ type Shoutrrr struct {
 // NewShoutrrr returns a target for a Shoutrrr service URL.
 func NewShoutrrr(rawURL string) (*Shoutrrr, error) {
 	name := Redact(rawURL)
-	s, err := shoutrrr.CreateSender(rawURL)
+	s, err := shoutrrr.CreateSenderWithOptions(types.SenderOptions{}, rawURL)
 	if err != nil {
 		// Shoutrrr's errors may quote the URL.
 		return nil, fmt.Errorf("notify url %s: not a service URL Shoutrrr knows", name)
