@@ -19,6 +19,10 @@ import (
 // cannot read back (none, syslog or gelf without dual logging...).
 const LogsUnavailable = "logs unavailable: "
 
+// LogTailBytes bounds the log tail an event carries: a few screens of a
+// chat message, and far under a NATS message's limit.
+const LogTailBytes = 2048
+
 // LogTail returns the last lines of a container's log, stdout and stderr
 // merged in order, keeping at most maxBytes from the end (cut at a line
 // start where one is in reach). Control characters other than newline and
