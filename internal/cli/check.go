@@ -184,7 +184,7 @@ func Check(ctx context.Context, o CheckOptions, cfg config.Config, warnings []st
 	} else {
 		defer dc.Close()
 		r.Docker.Host = dc.Host()
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		info, err := dc.Connect(cctx)
 		if err == nil {
 			r.Docker.Name, r.Docker.Version, r.Docker.APIVersion = info.Name, info.Version, info.APIVersion
