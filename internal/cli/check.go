@@ -20,6 +20,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/docker"
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/internal/heal"
 )
 
 // CheckOptions are the flags of `healer check`.
@@ -299,16 +300,17 @@ type CheckHistory struct {
 	Events      []events.Event `json:"events,omitempty"`
 	// Latest is the latest restart decision's account of the container.
 	Latest *CheckLatest `json:"latest,omitempty"`
+	// State is the healer's own account, folded from the whole history by
+	// the code that decides.
+	State *heal.State `json:"state,omitempty"`
 }
 
 // CheckLatest is read from the latest decision event: restarts in the
 // frame, given up, and when it is looked at again.
 //
-// HOOK(decide #14): once the healer's folded per-container State is
-// importable, replace this with that State's own account (restarts in the
-// current frame, given up, pause, when it would next be restarted) computed
-// from the history by the same code that decides, instead of what the last
-// decision event happened to carry.
+// HOOK(#16 items 1-3): pause, and when the container would next be
+// restarted (Decide on the State with the current observation), go beside
+// State once those land.
 type CheckLatest struct {
 	Kind          events.Kind `json:"kind"`
 	Time          time.Time   `json:"time"`
@@ -360,6 +362,8 @@ func readHistory(ctx context.Context, cfg config.Config, dd CheckDataDir, name s
 			break
 		}
 	}
+	st := heal.FoldAll(evs)
+	h.State = &st
 	if len(evs) > historyShown {
 		evs = evs[len(evs)-historyShown:]
 	}
@@ -508,13 +512,26 @@ func printHistory(w io.Writer, h CheckHistory) {
 	for _, e := range h.Events {
 		fmt.Fprintf(w, "  %s  %-32s %s\n", e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Kind(), oneLine(details(e.Data)))
 	}
+	if s := h.State; s != nil {
+		fmt.Fprintf(w, "state:     attempt %d, %d restarts in the frame", s.Attempt, s.FrameRestarts)
+		if !s.FrameStart.IsZero() {
+			fmt.Fprintf(w, " started %s", s.FrameStart.Local().Format("2006-01-02 15:04:05"))
+		}
+		fmt.Fprintf(w, ", given up: %v, stopped by a user: %v", s.GaveUp, s.UserStopped)
+		if s.Failures > 0 {
+			fmt.Fprintf(w, ", %d failed restarts (last: %s)", s.Failures, oneLine(s.LastError))
+		}
+		if s.LeftAlone != "" {
+			fmt.Fprintf(w, ", left alone: %s", oneLine(s.LeftAlone))
+		}
+		fmt.Fprintln(w)
+	}
+	// HOOK(#16 items 1-3): pause, and when it would next be restarted.
 	l := h.Latest
 	if l == nil {
 		fmt.Fprintln(w, "decisions: none recorded")
 		return
 	}
-	// HOOK(decide #14): the frame, pause and next restart from the healer's
-	// own State go here; until then, what the latest decision event says.
 	fmt.Fprintf(w, "latest decision: %s at %s", l.Kind, l.Time.Local().Format("2006-01-02 15:04:05"))
 	if l.Reason != "" {
 		fmt.Fprintf(w, " (%s)", oneLine(l.Reason))

@@ -246,6 +246,9 @@ func TestCheckNameShowsTheHistory(t *testing.T) {
 	if l := r.History.Latest; l.Kind != events.RestartRequested || l.Attempt != 1 || l.FrameRestarts != 1 || l.GaveUp {
 		t.Errorf("latest decision: %+v", *l)
 	}
+	if s := r.History.State; s == nil || s.Attempt != 1 || s.FrameRestarts != 1 || s.GaveUp || s.UserStopped || s.StartedAt.IsZero() {
+		t.Errorf("folded state: %+v", s)
+	}
 	for _, e := range r.History.Events {
 		if e.Subject != name {
 			t.Errorf("an event of another container: %+v", e)
@@ -255,7 +258,8 @@ func TestCheckNameShowsTheHistory(t *testing.T) {
 	h.stop()
 	out, stderr, code = runHealerCmd(t, nil, "check", name, "--container-label", label, "--data-dir", dir)
 	if code != 0 || !strings.Contains(out, "from the data dir") || !strings.Contains(out, "latest decision: decision.restart_requested") ||
-		!strings.Contains(out, "attempt 1, 1 restarts in its frame, given up: false") || !strings.Contains(out, "outcome.restart_succeeded") {
+		!strings.Contains(out, "attempt 1, 1 restarts in its frame, given up: false") ||
+		!strings.Contains(out, "state:     attempt 1, 1 restarts in the frame started ") || !strings.Contains(out, "outcome.restart_succeeded") {
 		t.Errorf("check NAME from a stopped healer's dir: exit %d\n%s%s", code, out, stderr)
 	}
 }
