@@ -79,6 +79,10 @@ func (p Policy) Values() map[string]string {
 		"max_historic_entries":       n(p.MaxHistoricEntries),
 		"clean_duplicates":           b(p.CleanDuplicates),
 		"notify_log_lines":           n(p.NotifyLogLines),
+		"action":                     p.Effective(),
+	}
+	if p.DryRun {
+		v["dry_run"] = "true"
 	}
 	if p.Backoff == BackoffExponential {
 		v["backoff_initial"], v["backoff_max"], v["backoff_reset"] = d(p.BackoffInitial), d(p.BackoffMax), d(p.BackoffReset)

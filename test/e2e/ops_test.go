@@ -114,7 +114,7 @@ func TestCheckExplainsContainers(t *testing.T) {
 		}
 		return m
 	}
-	env.Run(t, dockertest.Spec{Name: n("sel"), Labels: with(label+".max_restarts_in_frame", "1", label+".notify_log_lines", "3")})
+	env.Run(t, dockertest.Spec{Name: n("sel"), Labels: with(label+".max_restarts_in_frame", "1", label+".notify_log_lines", "3", label+".action", "notify")})
 	env.Run(t, dockertest.Spec{Name: n("off"), Labels: map[string]string{label: "false"}})
 	env.Run(t, dockertest.Spec{Name: n("swarm"), Labels: with("com.docker.swarm.task.id", "x1y2z3")})
 	env.Run(t, dockertest.Spec{Name: n("oneoff"), Labels: with("com.docker.compose.oneoff", "True")})
@@ -170,8 +170,9 @@ func TestCheckExplainsContainers(t *testing.T) {
 		}
 	}
 	sel := got[n("sel")]
-	if sel.Policy["max_restarts_in_frame"] != "1" || sel.Policy["notify_log_lines"] != "3" || sel.Policy["frame_size"] != r.Defaults["frame_size"] ||
-		!sel.Healthcheck || sel.Health == "" || len(sel.Labels) != 2 {
+	if sel.Policy["max_restarts_in_frame"] != "1" || sel.Policy["notify_log_lines"] != "3" || sel.Policy["action"] != "notify" ||
+		sel.Policy["frame_size"] != r.Defaults["frame_size"] || r.Defaults["action"] != "restart" ||
+		!sel.Healthcheck || sel.Health == "" || len(sel.Labels) != 3 {
 		t.Errorf("the selected container's policy, labels or health: %+v", sel)
 	}
 	if nohc := got[n("nohc")]; nohc.Healthcheck {
@@ -189,7 +190,7 @@ func TestCheckExplainsContainers(t *testing.T) {
 		}
 	}
 	for name, want := range map[string][]string{
-		n("sel"):    {"running", "yes", "max_restarts_in_frame=1,notify_log_lines=3"},
+		n("sel"):    {"running", "yes", "max_restarts_in_frame=1", "notify_log_lines=3", "action=notify"},
 		n("off"):    {"no", label + "=false"},
 		n("swarm"):  {"no", "Swarm task"},
 		n("oneoff"): {"no", "one-off"},
