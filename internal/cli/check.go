@@ -308,9 +308,8 @@ type CheckHistory struct {
 // CheckLatest is read from the latest decision event: restarts in the
 // frame, given up, and when it is looked at again.
 //
-// HOOK(#16 items 1-3): pause, and when the container would next be
-// restarted (Decide on the State with the current observation), go beside
-// State once those land.
+// HOOK(#16): when the container would next be restarted (Decide on the
+// State with the current observation) goes beside State.
 type CheckLatest struct {
 	Kind          events.Kind `json:"kind"`
 	Time          time.Time   `json:"time"`
@@ -524,9 +523,17 @@ func printHistory(w io.Writer, h CheckHistory) {
 		if s.LeftAlone != "" {
 			fmt.Fprintf(w, ", left alone: %s", oneLine(s.LeftAlone))
 		}
+		if s.PausedAt(time.Now()) {
+			if s.PausedUntil.IsZero() {
+				fmt.Fprint(w, ", paused (healer pause) until resumed")
+			} else {
+				fmt.Fprintf(w, ", paused (healer pause) until %s", s.PausedUntil.Local().Format("2006-01-02 15:04:05"))
+			}
+		}
 		fmt.Fprintln(w)
 	}
-	// HOOK(#16 items 1-3): pause, and when it would next be restarted.
+	// HOOK(#16): when it would next be restarted (Decide on the State with
+	// the container's current look) goes here.
 	l := h.Latest
 	if l == nil {
 		fmt.Fprintln(w, "decisions: none recorded")
