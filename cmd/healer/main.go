@@ -64,6 +64,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return cli.Control(ctx, args[0], args[1:], environ, stdout, stderr)
 		case "ui":
 			return ui(ctx, args[1:], environ, stdout, stderr)
+		case "test-notify":
+			return testNotify(ctx, args[1:], environ, stdout, stderr)
+		case "check":
+			return check(ctx, args[1:], environ, stdout, stderr)
 		case "notifier":
 			return cli.Main(cli.Notifier(version, commit), args[1:], environ, stdout, stderr)
 		case "cleaner":

@@ -214,5 +214,9 @@ func details(d events.Data) string {
 	add("canonical", d.Canonical)
 	add("label", d.Label)
 	add("output", strings.Join(strings.Fields(d.Output), " "))
+	if d.LogTail != "" {
+		// The lines themselves are in -o json; a table row stays one line.
+		add("log_tail", fmt.Sprintf("%d lines", strings.Count(d.LogTail, "\n")+1))
+	}
 	return strings.Join(parts, " ")
 }

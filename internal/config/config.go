@@ -66,6 +66,9 @@ type Policy struct {
 	// DryRun (monitor-only mode) makes every container's action notify, and
 	// marks what would have been done dry_run.
 	DryRun bool
+	// NotifyLogLines is how many of the container's last log lines a crash
+	// or unhealthy restart carries (0: none).
+	NotifyLogLines int
 }
 
 // Actions a policy may take on a container that needs healing.
@@ -368,6 +371,7 @@ func settings() []setting {
 		enum("action", ActionRestart, []string{ActionRestart, ActionStop, ActionNotify, ActionNone}, "what healing does: restart, stop (and leave stopped), notify (decide and tell, touch nothing) or none (record only)", func(c *Config) *string { return &c.Policy.Action }),
 		boolean("clean_duplicates", false, "remove the duplicate containers docker-compose leaves behind (<12 hex>_<name>)", func(c *Config) *bool { return &c.Policy.CleanDuplicates }).
 			env("ENABLE_CLEANING_DUPLICATED_SERVICES", "DEFAULT_ENABLE_DUPLICATED_SERVICES_REMOVING").flag("enable-cleaning-duplicated-services").label(rm + "enable_cleaning_duplicated_services"),
+		integer("notify_log_lines", 10, 0, 200, "last lines of the container's log that a crash or unhealthy restart carries in its event and message (0: none)", func(c *Config) *int { return &c.Policy.NotifyLogLines }),
 	}
 	for _, p := range pol {
 		ss = append(ss, p.container())

@@ -185,6 +185,11 @@ type Data struct {
 	// Output is the last failed health probe's output, on the outcome of a
 	// restart for being unhealthy.
 	Output string `json:"output,omitempty"`
+	// LogTail is the container's last log lines (notify_log_lines of them,
+	// bounded in bytes, control characters dropped), read before a restart
+	// for being unhealthy and after the die of a crash; "logs unavailable:
+	// <driver>" when the daemon cannot read its log driver.
+	LogTail string `json:"log_tail,omitempty"`
 	// NotifyTarget and NotifyLevel carry a container's own notify labels:
 	// the target's id (never its URL, which may hold a token) and level.
 	NotifyTarget string `json:"notify_target,omitempty"`

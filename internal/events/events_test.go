@@ -33,6 +33,11 @@ func TestGoldenJSON(t *testing.T) {
 			Host: "host-1", ContainerID: obs.ContainerID, Container: "app.web.1", Cause: cause, Reason: "health_status: unhealthy",
 			Error: "restart 3931e19f7397 (stop timeout 10s): context deadline exceeded", DurationMS: 10000.5,
 		})},
+		{"restart_succeeded_log_tail", New(RestartSucceeded, DerivedID(cause, RestartSucceeded), at, "app.web.1", Data{
+			Host: "host-1", ContainerID: obs.ContainerID, Container: "app.web.1", Cause: cause, Reason: "health_status: unhealthy",
+			DurationMS: 512.25, Attempt: 1, FrameRestarts: 1, Output: "db: connection refused",
+			LogTail: "GET /healthz 500\nerror: db: connection refused",
+		})},
 		{"healer_started", New(HealerStarted, "5b0f2f8e-7c1e-4a57-9a0b-1f1c2d3e4f50", at, "", Data{Host: "host-1", Version: "1.0.0"})},
 	}
 	for _, tt := range tests {

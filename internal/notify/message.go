@@ -10,7 +10,7 @@ import (
 
 // DefaultTemplate renders a group of events, one line each.
 const DefaultTemplate = `{{range .Events}}[{{.Data.Host}}] {{if .Subject}}{{.Subject}}: {{end}}{{what .}}{{if .Data.Reason}} ({{.Data.Reason}}){{end}}{{if .Data.FrameRestarts}}, restart {{.Data.FrameRestarts}} in this frame{{end}}{{if .Data.ExitCode}}, exit code {{deref .Data.ExitCode}}{{end}}{{if .Data.Error}}: {{.Data.Error}}{{end}}{{if .Data.Output}}; last probe said: {{oneline .Data.Output}}{{end}}
-{{end}}`
+{{if .Data.LogTail}}{{logtail .Data.LogTail}}{{end}}{{end}}`
 
 // Message is what a template gets.
 type Message struct {
@@ -23,6 +23,7 @@ func ParseTemplate(text string) (*template.Template, error) {
 		"what":    what,
 		"deref":   func(p *int) int { return *p },
 		"oneline": oneline,
+		"logtail": logtail,
 	}).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("notify template: %w", err)
@@ -81,4 +82,37 @@ func oneline(s string) string {
 		s = string(r[:200]) + "…"
 	}
 	return s
+}
+
+// Bounds of a log tail in a message: the event's own bound is in bytes,
+// this keeps a message readable whatever an event carries.
+const (
+	logTailLines = 50
+	logTailRunes = 300
+)
+
+// logtail renders a container's last log lines below its event's line,
+// each indented behind a bar, so they read as a quote of the container
+// and not as the healer's words. It ends with a newline.
+func logtail(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > logTailLines {
+		lines = lines[len(lines)-logTailLines:]
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		l = strings.Map(func(r rune) rune {
+			if r < 0x20 && r != '\t' || r == 0x7f {
+				return -1
+			}
+			return r
+		}, l)
+		if r := []rune(l); len(r) > logTailRunes {
+			l = string(r[:logTailRunes]) + "…"
+		}
+		b.WriteString("    | ")
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nicholas-fedor/shoutrrr"
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
+	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 	"github.com/nicholas-fedor/shoutrrr/pkg/util/jsonclient"
 )
 
@@ -20,17 +21,20 @@ import (
 type Shoutrrr struct {
 	name   string
 	sender *router.ServiceRouter
+	// secrets are the URL's parts that may be tokens, which Shoutrrr's
+	// errors can quote ("invalid gotify token: ...").
+	secrets []string
 }
 
 // NewShoutrrr returns a target for a Shoutrrr service URL.
 func NewShoutrrr(rawURL string) (*Shoutrrr, error) {
 	name := Redact(rawURL)
-	s, err := shoutrrr.CreateSender(rawURL)
+	s, err := shoutrrr.CreateSenderWithOptions(types.SenderOptions{}, rawURL)
 	if err != nil {
 		// Shoutrrr's errors may quote the URL.
 		return nil, fmt.Errorf("notify url %s: not a service URL Shoutrrr knows", name)
 	}
-	return &Shoutrrr{name: name, sender: s}, nil
+	return &Shoutrrr{name: name, sender: s, secrets: urlSecrets(rawURL)}, nil
 }
 
 // Name is the target's redacted URL, for logs.
@@ -46,7 +50,7 @@ func (s *Shoutrrr) Notify(ctx context.Context, text string) (bool, error) {
 	retry := false
 	for _, err := range s.sender.Send(text, nil) {
 		if err != nil {
-			failed = append(failed, redactErr(err))
+			failed = append(failed, redactSecrets(redactErr(err), s.secrets))
 			retry = retry || !Refused(err)
 		}
 	}
@@ -101,4 +105,39 @@ func NewTarget(rawURL, username string) (Target, error) {
 		return NewWebhook(rawURL, username, "")
 	}
 	return NewShoutrrr(rawURL)
+}
+
+// urlSecrets are the parts of a service URL that may hold a token: the
+// user info, each path segment, and each query value.
+func urlSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	add := func(v string) {
+		if len(v) >= 4 {
+			out = append(out, v)
+		}
+	}
+	add(u.User.Username())
+	p, _ := u.User.Password()
+	add(p)
+	for _, seg := range strings.Split(u.Path, "/") {
+		add(seg)
+	}
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			add(v)
+		}
+	}
+	return out
+}
+
+// redactSecrets replaces every secret in msg with [redacted].
+func redactSecrets(msg string, secrets []string) string {
+	for _, s := range secrets {
+		msg = strings.ReplaceAll(msg, s, "[redacted]")
+	}
+	return msg
 }
