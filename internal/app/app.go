@@ -63,6 +63,8 @@ type App struct {
 	statusKey  statusKey
 	statusAt   time.Time
 	statusBody json.RawMessage
+	// stopBy is when the stop must be over (the shutdown bound).
+	stopBy time.Time
 
 	dockerUp  atomic.Bool
 	dockerErr atomic.Pointer[string]
@@ -75,6 +77,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	if err != nil {
 		return nil, err
 	}
+	dc.SetTimeout(cfg.DockerTimeout)
 	a := &App{cfg: cfg, log: log, version: version, docker: dc, reg: prometheus.NewRegistry(), view: status.NewView(), started: time.Now(), relisted: make(chan struct{}, 1)}
 	// The host names the JetStream domain, so it is known before the bus.
 	a.host = a.resolveHost(ctx)
@@ -291,7 +294,7 @@ func (a *App) Run(ctx context.Context) error {
 	// moments publish is stored too.
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	var pubWG sync.WaitGroup
-	pubWG.Go(func() { _ = a.pub.Run(pubCtx, 10*time.Second) })
+	pubWG.Go(func() { _ = a.pub.Run(pubCtx, a.shutdownTimeout()) })
 	pubWG.Go(func() { _ = a.hist.Run(pubCtx) })
 	a.lifecycle(events.HealerStarted, events.Data{Version: a.version})
 	a.log.Info("healer started", "host", a.host, "label", a.cfg.ContainerLabel, "data_dir", a.cfg.DataDir, "version", a.version)
@@ -307,6 +310,9 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
 	watcher.ReconcileEvery(a.cfg.DockerReconcileInterval)
+	watcher.Selects(func(labels map[string]string, name string) bool {
+		return config.Selected(labels, a.cfg.ContainerLabel) && config.InNamespace(name, a.cfg.Namespace)
+	})
 	g.Add(func() error { return a.followView(gctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.listView(gctx) }, func(error) { cancel() })
 	g.Add(func() error { return watcher.Run(gctx) }, func(error) { cancel() })
@@ -332,16 +338,62 @@ func (a *App) Run(ctx context.Context) error {
 		srv.OnBound(func(addr net.Addr) { a.httpAddr.Store(&addr) })
 		g.Add(func() error { return srv.Run(gctx) }, func(error) { cancel() })
 	}
-	err := g.Run()
+	err := a.runBounded(ctx, g.Run)
 
 	a.lifecycle(events.HealerStopped, events.Data{Version: a.version})
 	stopPub()
-	pubWG.Wait()
+	a.waitBounded(&pubWG)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	a.log.Info("healer stopped")
 	return err
+}
+
+// shutdownTimeout is the bound on the healer's stop.
+func (a *App) shutdownTimeout() time.Duration {
+	if a.cfg.ShutdownTimeout > 0 {
+		return a.cfg.ShutdownTimeout
+	}
+	return 10 * time.Second
+}
+
+// runBounded runs the group; once ctx ends it waits for the group at most
+// half the shutdown bound, so that the other half is left to store what
+// was queued. A restart in flight is left to finish or be cut off with the
+// process: waiting for a hung daemon would hold the stop for ever.
+func (a *App) runBounded(ctx context.Context, run func() error) error {
+	errc := make(chan error, 1)
+	go func() { errc <- run() }()
+	select {
+	case err := <-errc:
+		a.stopBy = time.Now().Add(a.shutdownTimeout())
+		return err
+	case <-ctx.Done():
+	}
+	a.stopBy = time.Now().Add(a.shutdownTimeout())
+	t := time.NewTimer(a.shutdownTimeout() / 2)
+	defer t.Stop()
+	select {
+	case err := <-errc:
+		return err
+	case <-t.C:
+		a.log.Error("shutdown bound: not waiting any longer for running work (a restart in flight, or a hung Docker call); storing what is queued", "shutdown_timeout", a.shutdownTimeout())
+		return nil
+	}
+}
+
+// waitBounded waits for wg until the shutdown bound.
+func (a *App) waitBounded(wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(time.Until(a.stopBy))
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		a.log.Error("shutdown bound reached before every queued event was stored", "pending", a.pub.Pending(), "shutdown_timeout", a.shutdownTimeout())
+	}
 }
 
 // notifier builds the in-process notifier: the configured targets and

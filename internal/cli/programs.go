@@ -57,6 +57,7 @@ func startCleaner(ctx context.Context, cfg config.Config, b Bus, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	dc.SetTimeout(cfg.DockerTimeout)
 	host := cfg.HostName
 	if host == "" {
 		info, err := dc.Connect(ctx)

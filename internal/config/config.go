@@ -128,6 +128,10 @@ type Config struct {
 
 	DockerReconcileInterval time.Duration
 	DockerPingInterval      time.Duration
+	// DockerTimeout bounds each short Docker call (ping, inspect, list).
+	DockerTimeout time.Duration
+	// ShutdownTimeout bounds the healer's stop, restarts in flight or not.
+	ShutdownTimeout time.Duration
 	Retention               time.Duration
 
 	NotifyURL          Secret
@@ -324,6 +328,8 @@ func settings() []setting {
 		boolean("debug", false, "shorthand for log_level=debug", func(c *Config) *bool { return &c.Debug }),
 		duration("docker_reconcile_interval", "60s", 0, 24*time.Hour, "how often unhealthy containers are listed to catch events the daemon dropped (0: never)", func(c *Config) *time.Duration { return &c.DockerReconcileInterval }),
 		duration("docker_ping_interval", "5s", 100*time.Millisecond, time.Hour, "how often the daemon is pinged to notice that it is gone", func(c *Config) *time.Duration { return &c.DockerPingInterval }),
+		duration("docker_timeout", "10s", 100*time.Millisecond, 10*time.Minute, "how long a ping, inspect, list or connect may take before the daemon counts as hung (the healer reconnects and /readyz says 503)", func(c *Config) *time.Duration { return &c.DockerTimeout }),
+		duration("shutdown_timeout", "10s", time.Second, 10*time.Minute, "how long the healer takes at most to stop, restarts in flight or not; what is queued is flushed within it", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		duration("retention", "720h", 0, 100*365*24*time.Hour, "how long events are kept (0: for ever)", func(c *Config) *time.Duration { return &c.Retention }),
 		secret("notify_url", "incoming-webhook URLs (Slack, Mattermost) to notify, separated by commas or spaces", func(c *Config) *Secret { return &c.NotifyURL }).env("DEFAULT_NOTIFY_URL"),
 		str("notify_url_file", "", "file holding notify URLs (a Docker secret), added to notify_url", func(c *Config) *string { return &c.NotifyURLFile }),

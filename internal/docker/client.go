@@ -5,6 +5,7 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -20,6 +21,9 @@ import (
 // Client talks to one Docker Engine.
 type Client struct {
 	api *client.Client
+	// timeout bounds each short call (ping, info, inspect, list): a daemon
+	// that hangs on one must not hang the healer.
+	timeout time.Duration
 
 	// The dependents index: which containers share another's network.
 	// Listing every container per restart would cost a storm of N restarts
@@ -42,7 +46,26 @@ func NewFromEnv() (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client from environment: %w", err)
 	}
-	return &Client{api: api}, nil
+	return &Client{api: api, timeout: DefaultTimeout}, nil
+}
+
+// DefaultTimeout is how long a short call (ping, info, inspect, list) may
+// take before it is abandoned.
+const DefaultTimeout = 10 * time.Second
+
+// SetTimeout sets the deadline of short calls; 0 keeps the default.
+func (c *Client) SetTimeout(d time.Duration) {
+	if d > 0 {
+		c.timeout = d
+	}
+}
+
+// Timeout is the deadline of short calls.
+func (c *Client) Timeout() time.Duration { return c.timeout }
+
+// short bounds ctx by the short-call deadline, keeping a tighter one.
+func (c *Client) short(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
 }
 
 // Close releases the client's connections.
@@ -63,6 +86,8 @@ type Info struct {
 
 // Connect pings the daemon, negotiating the API version, and reads its name.
 func (c *Client) Connect(ctx context.Context) (Info, error) {
+	ctx, cancel := c.short(ctx)
+	defer cancel()
 	ping, err := c.api.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 	if err != nil {
 		return Info{}, fmt.Errorf("ping docker at %s: %w", c.Host(), err)
@@ -81,6 +106,8 @@ func (c *Client) Connect(ctx context.Context) (Info, error) {
 
 // Ping checks the daemon answers.
 func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := c.short(ctx)
+	defer cancel()
 	if _, err := c.api.Ping(ctx, client.PingOptions{}); err != nil {
 		return fmt.Errorf("ping docker at %s: %w", c.Host(), err)
 	}
@@ -107,6 +134,8 @@ func (c *Client) Restart(ctx context.Context, id string, timeout time.Duration) 
 
 // Inspect reads one container.
 func (c *Client) Inspect(ctx context.Context, id string) (hmd.Container, error) {
+	ctx, cancel := c.short(ctx)
+	defer cancel()
 	res, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return hmd.Container{}, fmt.Errorf("inspect %s: %w", hmd.ShortID(id), err)
@@ -192,6 +221,8 @@ func (c *Client) dependentsIndex(ctx context.Context) ([]hmd.Container, error) {
 	}
 	c.depMu.Unlock()
 	v, err, _ := c.depGroup.Do("dependents", func() (any, error) {
+		ctx, cancel := c.short(ctx)
+		defer cancel()
 		res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true})
 		if err != nil {
 			return nil, err
@@ -222,6 +253,8 @@ func (c *Client) dependentsIndex(ctx context.Context) ([]hmd.Container, error) {
 // List returns every container, running or not, as the list API shows it:
 // health comes from the status text, which every API version has.
 func (c *Client) List(ctx context.Context) ([]hmd.Container, error) {
+	ctx, cancel := c.short(ctx)
+	defer cancel()
 	res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
@@ -264,6 +297,8 @@ func (c *Client) Stop(ctx context.Context, id string, timeout time.Duration) err
 
 // Remove removes a stopped container and keeps its volumes.
 func (c *Client) Remove(ctx context.Context, id string) error {
+	ctx, cancel := c.short(ctx)
+	defer cancel()
 	if _, err := c.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{}); err != nil {
 		return fmt.Errorf("remove %s: %w", hmd.ShortID(id), err)
 	}
@@ -273,6 +308,8 @@ func (c *Client) Remove(ctx context.Context, id string) error {
 // listUnhealthy returns the ids of running unhealthy containers. The health
 // filter works on every engine from API 1.24 up.
 func (c *Client) listUnhealthy(ctx context.Context) ([]string, error) {
+	ctx, cancel := c.short(ctx)
+	defer cancel()
 	res, err := c.api.ContainerList(ctx, client.ContainerListOptions{
 		Filters: client.Filters{}.Add("health", "unhealthy").Add("status", "running"),
 	})
@@ -285,3 +322,48 @@ func (c *Client) listUnhealthy(ctx context.Context) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// exited is a container found exited, with when it exited.
+type exited struct {
+	hmd.Container
+	Finished time.Time
+}
+
+// listExited returns the exited containers that select accepts (by their
+// labels and name; nil accepts all), inspected for when they exited.
+func (c *Client) listExited(ctx context.Context, selects func(labels map[string]string, name string) bool) ([]exited, error) {
+	lctx, cancel := c.short(ctx)
+	res, err := c.api.ContainerList(lctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("status", "exited")})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("list exited containers: %w", err)
+	}
+	var out []exited
+	for _, s := range res.Items {
+		name := ""
+		if len(s.Names) > 0 {
+			name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		if selects != nil && !selects(s.Labels, name) {
+			continue
+		}
+		ictx, cancel := c.short(ctx)
+		r, err := c.api.ContainerInspect(ictx, s.ID, client.ContainerInspectOptions{})
+		cancel()
+		if err != nil {
+			if isHang(err) {
+				return nil, fmt.Errorf("inspect exited %s: %w", hmd.ShortID(s.ID), err)
+			}
+			continue // removed since the list
+		}
+		e := exited{Container: fromInspect(r.Container)}
+		if r.Container.State != nil {
+			e.Finished, _ = time.Parse(time.RFC3339Nano, r.Container.State.FinishedAt)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// isHang says whether err is a call that ran out of time: the daemon hangs.
+func isHang(err error) bool { return errors.Is(err, context.DeadlineExceeded) }

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,10 @@ type Watcher struct {
 	mu        sync.Mutex
 	unhealthy map[string]bool
 
+	// selects says which containers the healer watches, by labels and
+	// name, so a reconnect inspects only those of the exited; nil is all.
+	selects func(labels map[string]string, name string) bool
+
 	// last is the daemon time of the newest event seen; seen holds the
 	// events of the last replayWindow before it. The daemon stamps events
 	// before it sends them, so they can arrive slightly out of time order:
@@ -66,6 +71,10 @@ func NewWatcher(c *Client, sink Sink, status Status, pingEvery time.Duration, lo
 // events the daemon dropped (it drops them for a consumer that falls
 // behind); 0 turns it off.
 func (w *Watcher) ReconcileEvery(d time.Duration) { w.reconcileEvery = d }
+
+// Selects narrows the exited containers a reconnect looks at to those f
+// accepts.
+func (w *Watcher) Selects(f func(labels map[string]string, name string) bool) { w.selects = f }
 
 // interesting are the actions the healer and cleaner use; the rest (exec_*
 // from every health probe above all) would only cost bandwidth.
@@ -103,19 +112,26 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 func (w *Watcher) session(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var running sync.WaitGroup
+	// Cancel first, then wait: a reconcile stuck in a hung call must be
+	// cut off, not waited for, or the session never ends.
+	defer func() { cancel(); running.Wait() }()
 	info, err := w.c.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	opts := client.EventsListOptions{Filters: client.Filters{}.Add("type", "container").Add("event", interesting...)}
-	if w.last != 0 {
-		since := w.last - int64(replayWindow)
+	lastSeen := w.last
+	if lastSeen != 0 {
+		since := lastSeen - int64(replayWindow)
 		opts.Since = fmt.Sprintf("%d.%09d", since/1e9, since%1e9)
 	}
 	// Events older than this were sent again because of since.
 	subscribed := time.Now().Add(info.Skew).UnixNano()
-	stream := w.c.api.Events(ctx, opts)
+	stream, err := w.subscribe(ctx, cancel, opts)
+	if err != nil {
+		return err
+	}
 	w.status.DockerConnected(info)
 	ping := time.NewTicker(w.pingEvery)
 	defer ping.Stop()
@@ -125,15 +141,13 @@ func (w *Watcher) session(ctx context.Context) error {
 		defer t.Stop()
 		recon = t.C
 	}
-	var running sync.WaitGroup
-	defer running.Wait()
 	// The reconcile runs beside the stream, which must be read on: the
 	// daemon drops events for a consumer that stops for 100 ms, and a
 	// thousand inspections take longer.
 	recErr := make(chan error, 1)
-	running.Go(func() { recErr <- w.reconcile(ctx) })
+	running.Go(func() { recErr <- w.reconcile(ctx, lastSeen, subscribed) })
 	busy := false
-	done := make(chan struct{}, 1)
+	done := make(chan error, 1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -153,15 +167,18 @@ func (w *Watcher) session(ctx context.Context) error {
 			// Off the stream's goroutine: listing must not hold up reading.
 			if !busy {
 				busy = true
-				running.Go(func() {
-					if err := w.reconcileMissed(ctx); err != nil && ctx.Err() == nil {
-						w.log.Warn("periodic reconcile failed; the event stream still runs", "err", err)
-					}
-					done <- struct{}{}
-				})
+				running.Go(func() { done <- w.reconcileMissed(ctx) })
 			}
-		case <-done:
+		case err := <-done:
 			busy = false
+			if err != nil && ctx.Err() == nil {
+				if isHang(err) {
+					// A daemon that answers pings but hangs on lists heals
+					// nothing it did not send an event for: say so.
+					return fmt.Errorf("periodic reconcile: %w", err)
+				}
+				w.log.Warn("periodic reconcile failed; the event stream still runs", "err", err)
+			}
 		case <-ping.C:
 			pctx, pcancel := context.WithTimeout(ctx, w.pingEvery)
 			err := w.c.Ping(pctx)
@@ -170,6 +187,25 @@ func (w *Watcher) session(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+}
+
+// subscribe opens the event stream. The client waits for the daemon's
+// answer before it returns, so a daemon that never answers is cut off after
+// the short-call deadline by cancel, which ends the session's context.
+func (w *Watcher) subscribe(ctx context.Context, cancel context.CancelFunc, opts client.EventsListOptions) (client.EventsResult, error) {
+	got := make(chan client.EventsResult, 1)
+	go func() { got <- w.c.api.Events(ctx, opts) }()
+	t := time.NewTimer(w.c.timeout)
+	defer t.Stop()
+	select {
+	case res := <-got:
+		return res, nil
+	case <-t.C:
+		cancel()
+		return client.EventsResult{}, fmt.Errorf("subscribe to docker events: no answer within %s", w.c.timeout)
+	case <-ctx.Done():
+		return client.EventsResult{}, ctx.Err()
 	}
 }
 
@@ -290,8 +326,47 @@ func Convert(m events.Message) (hmd.Observed, bool) {
 
 // reconcile reports containers that are unhealthy now: no event will say so
 // again, whether they turned unhealthy before the healer started or while it
-// was disconnected.
-func (w *Watcher) reconcile(ctx context.Context) error { return w.reconcileIf(ctx, false) }
+// was disconnected. After a reconnect (lastSeen, the daemon time of the
+// newest event seen, is set) it also reports the containers that exited
+// between lastSeen and subscribed: the daemon may have lost their die
+// events (it restarted) or sends them again only as replays, which the
+// healer does not act on.
+func (w *Watcher) reconcile(ctx context.Context, lastSeen, subscribed int64) error {
+	if err := w.reconcileIf(ctx, false); err != nil {
+		return err
+	}
+	if lastSeen == 0 {
+		return nil
+	}
+	return w.reconcileExited(ctx, lastSeen, subscribed)
+}
+
+func (w *Watcher) reconcileExited(ctx context.Context, lastSeen, subscribed int64) error {
+	list, err := w.c.listExited(ctx, w.selects)
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		// After subscribed, the stream itself has its die event.
+		if f := c.Finished.UnixNano(); c.Finished.IsZero() || f <= lastSeen || f >= subscribed {
+			continue
+		}
+		code := c.ExitCode
+		w.log.Info("found a container that exited while the docker connection was down", "container", c.Name, "container_id", hmd.ShortID(c.ID), "exit_code", code, "finished", c.Finished)
+		w.sink(hmd.Observed{
+			Kind:        hmd.DockerDie,
+			ContainerID: c.ID,
+			Name:        c.Name,
+			Image:       c.Image,
+			Labels:      c.Labels,
+			ExitCode:    &code,
+			DockerTime:  c.Finished,
+			Received:    time.Now(),
+			Reconciled:  true,
+		})
+	}
+	return ctx.Err()
+}
 
 // reconcileMissed reports the unhealthy containers whose unhealthy event
 // never came: the daemon dropped it.
@@ -320,10 +395,16 @@ func (w *Watcher) reconcileIf(ctx context.Context, onlyMissed bool) error {
 	// parallel, as one seen live would be.
 	work := make(chan string)
 	var wg sync.WaitGroup
+	var hungMu sync.Mutex
+	var hung error
 	for range min(8, len(todo)) {
 		wg.Go(func() {
 			for id := range work {
-				w.inspectUnhealthy(ctx, id)
+				if err := w.inspectUnhealthy(ctx, id); err != nil {
+					hungMu.Lock()
+					hung = cmp.Or(hung, err)
+					hungMu.Unlock()
+				}
 			}
 		})
 	}
@@ -332,18 +413,26 @@ func (w *Watcher) reconcileIf(ctx context.Context, onlyMissed bool) error {
 	}
 	close(work)
 	wg.Wait()
+	if hung != nil {
+		return hung
+	}
 	return ctx.Err()
 }
 
-func (w *Watcher) inspectUnhealthy(ctx context.Context, id string) {
+// inspectUnhealthy reports id if it is still unhealthy. It returns an error
+// only when the daemon hangs: a container removed meanwhile is no fault.
+func (w *Watcher) inspectUnhealthy(ctx context.Context, id string) error {
 	ct, err := w.c.Inspect(ctx, id)
 	if err != nil {
+		if isHang(err) && ctx.Err() == nil {
+			return err
+		}
 		// Removed between list and inspect: nothing to heal.
 		w.log.Debug("reconcile: inspect failed; skipping container", "container_id", hmd.ShortID(id), "err", err)
-		return
+		return nil
 	}
 	if !ct.Running || ct.Health != "unhealthy" {
-		return
+		return nil
 	}
 	w.sink(hmd.Observed{
 		Kind:        hmd.DockerUnhealthy,
@@ -355,4 +444,5 @@ func (w *Watcher) inspectUnhealthy(ctx context.Context, id string) {
 		Received:    time.Now(),
 		Reconciled:  true,
 	})
+	return nil
 }

@@ -30,7 +30,22 @@ type Container struct {
 	Labels  map[string]string
 	Running bool
 	Health  string // "", "starting", "healthy", "unhealthy"
+	// ExitCode and FinishedAt are the last exit's, for an exited one.
+	ExitCode   int
+	FinishedAt time.Time
 }
+
+// Endpoints that Hang can make hang.
+const (
+	EndpointPing    = "ping"
+	EndpointInfo    = "info"
+	EndpointEvents  = "events"
+	EndpointList    = "list"
+	EndpointInspect = "inspect"
+	EndpointRestart = "restart"
+	EndpointStart   = "start"
+	EndpointStop    = "stop"
+)
 
 // Server is the fake engine.
 type Server struct {
@@ -47,6 +62,10 @@ type Server struct {
 	calls      []string
 	requests   map[string]int // by endpoint, every API request
 	last       int64
+	// hung holds, per endpoint, a channel closed when it is released.
+	hung map[string]chan struct{}
+	// hits counts the requests received per endpoint, hung or not.
+	hits map[string]int
 }
 
 // Start serves on a new unix socket in dir.
@@ -56,7 +75,8 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{path: path, ln: ln, containers: map[string]*Container{}, subs: map[chan events.Message]struct{}{}, streams: make(chan struct{}), requests: map[string]int{}}
+	s := &Server{path: path, ln: ln, containers: map[string]*Container{}, subs: map[chan events.Message]struct{}{}, streams: make(chan struct{}), requests: map[string]int{},
+		hung: map[string]chan struct{}{}, hits: map[string]int{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
@@ -88,6 +108,62 @@ func (s *Server) SetHealth(id, health string) {
 	defer s.mu.Unlock()
 	if c := s.containers[id]; c != nil {
 		c.Health = health
+	}
+}
+
+// Hang makes every later request to endpoint (EndpointList, ...)
+// wait without an answer until Release or until the client gives up, as a
+// daemon stuck on a lock does.
+func (s *Server) Hang(endpoint string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hung[endpoint] == nil {
+		s.hung[endpoint] = make(chan struct{})
+	}
+}
+
+// Release answers the requests to endpoint again, the waiting ones too.
+func (s *Server) Release(endpoint string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.hung[endpoint]; ch != nil {
+		close(ch)
+		delete(s.hung, endpoint)
+	}
+}
+
+// Hits is how many requests endpoint received, hung or not.
+func (s *Server) Hits(endpoint string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[endpoint]
+}
+
+// Exit stops a container as a crash does: exit code, finish time, and the
+// die event (seen by live streams and kept for since=).
+func (s *Server) Exit(id string, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.containers[id]; c != nil {
+		c.Running, c.ExitCode, c.FinishedAt, c.Health = false, code, time.Now(), ""
+		s.emitLocked(id, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(code)})
+	}
+}
+
+// hang waits while endpoint is hung; false if the client went away.
+func (s *Server) hang(r *http.Request, endpoint string) bool {
+	s.mu.Lock()
+	s.hits[endpoint]++
+	ch := s.hung[endpoint]
+	s.mu.Unlock()
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-r.Context().Done():
+		return false
 	}
 }
 
@@ -184,6 +260,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.requests[endpoint(r.Method, path)]++
 	s.mu.Unlock()
+	if !s.hang(r, hangName(path)) {
+		return
+	}
 	switch {
 	case path == "/_ping":
 		_, _ = w.Write([]byte("OK"))
@@ -234,6 +313,27 @@ func (s *Server) Remove(id string) {
 	// The daemon's destroy event still carries the name and labels.
 	s.emitLocked(id, events.ActionDestroy, nil)
 	delete(s.containers, id)
+}
+
+// endpoint names the request for Hang.
+func hangName(path string) string {
+	switch {
+	case path == "/_ping":
+		return EndpointPing
+	case path == "/info" || path == "/version":
+		return EndpointInfo
+	case path == "/events":
+		return EndpointEvents
+	case path == "/containers/json":
+		return EndpointList
+	case strings.HasPrefix(path, "/containers/"):
+		_, op, _ := strings.Cut(strings.TrimPrefix(path, "/containers/"), "/")
+		if op == "json" {
+			return EndpointInspect
+		}
+		return op
+	}
+	return path
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -324,6 +424,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		if hs := f["health"]; len(hs) > 0 && !hs[c.Health] {
 			continue
 		}
+		if ss := f["status"]; len(ss) > 0 && !ss[string(summary(c).State)] {
+			continue
+		}
 		out = append(out, summary(c))
 	}
 	writeJSON(w, out)
@@ -359,7 +462,10 @@ func (s *Server) container(w http.ResponseWriter, r *http.Request, id, op string
 	}
 	switch {
 	case op == "json" && r.Method == http.MethodGet:
-		st := &container.State{Running: c.Running, Status: container.StateExited, StartedAt: time.Now().Format(time.RFC3339Nano)}
+		st := &container.State{Running: c.Running, Status: container.StateExited, StartedAt: time.Now().Format(time.RFC3339Nano), ExitCode: c.ExitCode}
+		if !c.FinishedAt.IsZero() {
+			st.FinishedAt = c.FinishedAt.Format(time.RFC3339Nano)
+		}
 		if c.Running {
 			st.Status = container.StateRunning
 		}
