@@ -8,6 +8,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -50,6 +51,11 @@ type Runner struct {
 	Log        *slog.Logger
 	// Sent is told of each attempt's result; nil drops it.
 	Sent func(target, result string)
+
+	// pos is the stream sequence of the last event handled (sent, or not
+	// for this target) and posTime its time: where a lost consumer resumes.
+	pos     uint64
+	posTime time.Time
 }
 
 func (r *Runner) sent(result string) {
@@ -62,14 +68,22 @@ func (r *Runner) sent(result string) {
 // resumes where it stopped, in this process or a split notifier.
 func ConsumerName(rawURL string) string { return events.NotifyTargetID(rawURL) }
 
-// Run delivers until ctx ends.
+// Run delivers until ctx ends. A consumer that cannot be made (the stream
+// is not there yet, the server is away) is tried again with backoff; one
+// that disappears while running is made again where this runner stopped.
 func (r *Runner) Run(ctx context.Context) error {
-	c, err := r.consumer(ctx)
-	if err != nil {
-		return err
+	c, ok := r.consumerRetrying(ctx)
+	if !ok {
+		return nil
 	}
 	for ctx.Err() == nil {
-		msgs := r.collect(ctx, c)
+		msgs, err := r.collect(ctx, c)
+		if err != nil {
+			if c, ok = r.repair(ctx, c, err); !ok {
+				return nil
+			}
+			continue
+		}
 		if len(msgs) == 0 {
 			continue
 		}
@@ -78,9 +92,62 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
-// consumer resumes the target's durable consumer, or creates it.
+// consumerRetrying gets the consumer, trying again with backoff until it
+// works or ctx ends (false).
+func (r *Runner) consumerRetrying(ctx context.Context) (jetstream.Consumer, bool) {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 500*time.Millisecond, 30*time.Second
+	tries := 0
+	c, err := backoff.Retry(ctx, func() (jetstream.Consumer, error) {
+		tries++
+		return r.consumer(ctx)
+	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, d time.Duration) {
+		r.Log.Warn("notifier: cannot make the target's consumer; trying again", "target", r.Target.Name(), "id", r.ID, "err", err, "retry_in", d.Round(time.Millisecond))
+	}))
+	if err != nil {
+		return nil, false
+	}
+	if tries > 1 {
+		r.Log.Info("notifier: the target's consumer is made; delivering", "target", r.Target.Name(), "id", r.ID, "tries", tries)
+	}
+	return c, true
+}
+
+// repair looks at the consumer after a read failed: if it is gone (an
+// operator deleted it, an inactivity threshold dropped it, the stream was
+// made again), it is made again from the last event this runner handled.
+func (r *Runner) repair(ctx context.Context, c jetstream.Consumer, readErr error) (jetstream.Consumer, bool) {
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	fresh, err := r.JS.Consumer(ictx, r.Stream, r.ID)
+	cancel()
+	switch {
+	case err == nil:
+		return fresh, true
+	case ctx.Err() != nil:
+		return nil, false
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		r.Log.Warn("notifier: the target's durable consumer disappeared; making it again from the last event handled, so none is sent twice",
+			"target", r.Target.Name(), "id", r.ID, "stream_seq", r.pos, "read_err", readErr)
+		return r.consumerRetrying(ctx)
+	default:
+		r.Log.Warn("notifier: reading the bus failed; trying again", "target", r.Target.Name(), "err", readErr)
+		if !sleep(ctx, time.Second) {
+			return nil, false
+		}
+		return c, true
+	}
+}
+
+// consumer resumes the target's durable consumer, or creates it: after the
+// last event this runner handled if it handled any, else at StartAt, else
+// at new events.
 func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	if c, err := r.JS.Consumer(ctx, r.Stream, r.ID); err == nil {
+		if r.pos == 0 {
+			r.pos = c.CachedInfo().AckFloor.Stream
+		}
 		return c, nil
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("notifier: read consumer %s: %w", r.ID, err)
@@ -93,7 +160,22 @@ func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		FilterSubject: events.SubjectRoot + ".>",
 	}
-	if !r.StartAt.IsZero() {
+	switch {
+	case r.pos > 0:
+		s, err := r.JS.Stream(ctx, r.Stream)
+		if err != nil {
+			return nil, fmt.Errorf("notifier: read stream %s: %w", r.Stream, err)
+		}
+		if s.CachedInfo().State.LastSeq >= r.pos {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.pos+1
+		} else {
+			// The stream was made again (a wiped data dir): its sequences
+			// start over, and what it holds came after what was handled.
+			start := r.posTime.Add(time.Nanosecond)
+			cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+			r.Log.Warn("notifier: the stream is new (its sequences start over); resuming after the time of the last event handled", "target", r.Target.Name(), "after", r.posTime)
+		}
+	case !r.StartAt.IsZero():
 		start := r.StartAt
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
@@ -123,14 +205,17 @@ func (r *Runner) takes(e events.Event) bool {
 }
 
 // collect waits for one event, then gathers what comes within GroupWait.
-func (r *Runner) collect(ctx context.Context, c jetstream.Consumer) []jetstream.Msg {
-	first, err := c.Next(jetstream.FetchContext(ctx))
+// A read that fails, or finds nothing for a while, returns the error, so
+// that the consumer is looked at: it may be gone.
+func (r *Runner) collect(ctx context.Context, c jetstream.Consumer) ([]jetstream.Msg, error) {
+	nctx, cancel := context.WithTimeout(ctx, idleCheck)
+	first, err := c.Next(jetstream.FetchContext(nctx))
+	cancel()
 	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-			r.Log.Warn("notifier: reading the bus failed; trying again", "target", r.Target.Name(), "err", err)
-			sleep(ctx, time.Second)
+		if ctx.Err() != nil {
+			return nil, nil
 		}
-		return nil
+		return nil, err
 	}
 	msgs := []jetstream.Msg{first}
 	deadline := time.Now().Add(r.GroupWait)
@@ -143,8 +228,12 @@ func (r *Runner) collect(ctx context.Context, c jetstream.Consumer) []jetstream.
 			msgs = append(msgs, m)
 		}
 	}
-	return msgs
+	return msgs, nil
 }
+
+// idleCheck is how long a read waits for an event before the consumer is
+// looked at: one removed without notice sends nothing, not even an error.
+const idleCheck = 30 * time.Second
 
 func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 	var wanted []events.Event
@@ -164,6 +253,12 @@ func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 			_ = m.Nak()
 		}
 		return
+	}
+	// Handled, acked or not: a consumer made again starts after them.
+	for _, m := range msgs {
+		if md, err := m.Metadata(); err == nil && md.Sequence.Stream > r.pos {
+			r.pos, r.posTime = md.Sequence.Stream, md.Timestamp
+		}
 	}
 	// Confirmed acks: an ack still in flight when the notifier stops would
 	// have the next run send the same events again.
