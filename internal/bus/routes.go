@@ -16,6 +16,31 @@ import (
 // stream, because URLs may hold tokens that subscribers must not read.
 const RoutesBucket = "HMD_NOTIFY_ROUTES"
 
+// routesStream is the stream that holds the routes bucket.
+const routesStream = "KV_" + RoutesBucket
+
+// RoutesBucketOf returns the routes bucket as it is, creating it only if it
+// is missing: on a hub it sources every host's bucket, and writing its
+// configuration again would drop those sources.
+func RoutesBucketOf(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, RoutesBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      RoutesBucket,
+			Description: "HealMyDocker: notify URLs from container labels, by target id",
+			Storage:     jetstream.FileStorage,
+			History:     1,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, RoutesBucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", RoutesBucket, err)
+	}
+	return kv, nil
+}
+
 // OpenRoutesBucket creates the bucket if it is missing and returns it.
 func OpenRoutesBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

@@ -34,7 +34,7 @@ func startNotifier(ctx context.Context, cfg config.Config, b Bus, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	kv, err := bus.OpenRoutesBucket(ctx, b.JetStream)
+	kv, err := bus.RoutesBucketOf(ctx, b.JetStream)
 	if err != nil {
 		return nil, err
 	}

@@ -132,7 +132,7 @@ type Config struct {
 	DockerTimeout time.Duration
 	// ShutdownTimeout bounds the healer's stop, restarts in flight or not.
 	ShutdownTimeout time.Duration
-	Retention               time.Duration
+	Retention       time.Duration
 
 	NotifyURL          Secret
 	NotifyURLFile      string

@@ -252,7 +252,7 @@ type host struct {
 	stderr *waitlog.Buffer
 }
 
-func startHost(t *testing.T, name, hubURL, leafUser, leafPass string) *host {
+func startHost(t *testing.T, name, hubURL, leafUser, leafPass string, env ...string) *host {
 	t.Helper()
 	dir := t.TempDir()
 	fake, err := fakedocker.Start(dir)
@@ -263,6 +263,7 @@ func startHost(t *testing.T, name, hubURL, leafUser, leafPass string) *host {
 	cmd := exec.Command(healerBin)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+fake.Host(), "HMD_DATA_DIR="+filepath.Join(dir, "data"), "HMD_HTTP_PORT=0",
 		"HMD_HOST_NAME="+name, "HMD_HUB_URL="+hubURL, "HMD_HUB_USER="+leafUser, "HMD_HUB_PASSWORD="+leafPass)
+	cmd.Env = append(cmd.Env, env...)
 	return &host{name: name, fake: fake, stderr: waitlog.Start(t, name, cmd)}
 }
 
