@@ -400,7 +400,7 @@ func (a *App) waitBounded(wg *sync.WaitGroup) {
 // those in containers' labels.
 func (a *App) notifier() (*notify.Service, error) {
 	return notify.NewService(notify.Settings{
-		URLs: a.cfg.NotifyURL.Reveal(), Level: a.cfg.NotifyLevel, GroupWait: a.cfg.NotifyGroupWait,
+		URLs: a.cfg.NotifyURL.Reveal(), Level: a.cfg.NotifyLevel, GroupWait: a.cfg.NotifyGroupWait, MaxBackoff: a.cfg.NotifyMaxBackoff,
 		Username: a.cfg.NotifyUsername, TemplateFile: a.cfg.NotifyTemplateFile,
 		Sent: func(target, result string) { a.sent.WithLabelValues(target, result).Inc() },
 	}, a.bus.JetStream(), bus.EventsStream, a.host, a.pub, a.log.With("component", "notifier"))

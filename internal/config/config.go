@@ -138,6 +138,7 @@ type Config struct {
 	NotifyURLFile      string
 	NotifyLevel        string
 	NotifyGroupWait    time.Duration
+	NotifyMaxBackoff   time.Duration
 	NotifyUsername     string
 	NotifyTemplateFile string
 
@@ -335,6 +336,7 @@ func settings() []setting {
 		str("notify_url_file", "", "file holding notify URLs (a Docker secret), added to notify_url", func(c *Config) *string { return &c.NotifyURLFile }),
 		enum("notify_level", "info", []string{"debug", "info", "warning"}, "what is notified: debug, info or warning", func(c *Config) *string { return &c.NotifyLevel }).env("DEFAULT_NOTIFY_LEVEL"),
 		duration("notify_group_wait", "5s", 0, time.Hour, "events for one target within this time go out as one message", func(c *Config) *time.Duration { return &c.NotifyGroupWait }),
+		duration("notify_max_backoff", "1m", time.Second, time.Hour, "the longest wait between retries of a target that fails (it is retried until it takes the message)", func(c *Config) *time.Duration { return &c.NotifyMaxBackoff }),
 		str("notify_username", "HealMyDocker", "username of Mattermost messages", func(c *Config) *string { return &c.NotifyUsername }),
 		str("notify_template_file", "", "Go text/template file for messages (default: one line per event)", func(c *Config) *string { return &c.NotifyTemplateFile }),
 		str("nats_listen", "", "host:port of a NATS listener for split mode and subscribers (default: none)", func(c *Config) *string { return &c.NATSListen }),

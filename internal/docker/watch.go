@@ -132,7 +132,6 @@ func (w *Watcher) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.status.DockerConnected(info)
 	ping := time.NewTicker(w.pingEvery)
 	defer ping.Stop()
 	var recon <-chan time.Time
@@ -163,6 +162,10 @@ func (w *Watcher) session(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("reconcile: %w", err)
 			}
+			// Connected means caught up with the daemon's state: a daemon
+			// that answers pings but hangs on lists is not, and must not
+			// flap readiness (and notifications) at every try.
+			w.status.DockerConnected(info)
 		case <-recon:
 			// Off the stream's goroutine: listing must not hold up reading.
 			if !busy {

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,9 @@ type Settings struct {
 	GroupWait    time.Duration
 	Username     string
 	TemplateFile string
+	// MaxBackoff caps the wait between retries of a failing target; 0 is
+	// a minute.
+	MaxBackoff time.Duration
 	// Sent is told of each delivery attempt's result (ok, error, refused)
 	// by target; nil drops it.
 	Sent func(target, result string)
@@ -99,7 +103,7 @@ func (sv *Service) Targets() int { return len(sv.defaults) }
 func (sv *Service) runner(id string, t Target) *Runner {
 	return &Runner{
 		ID: id, JS: sv.js, Stream: sv.stream, Target: t, Level: sv.level, Template: sv.tmpl,
-		GroupWait: sv.s.GroupWait, MaxBackoff: 5 * time.Minute, Host: sv.host, Publisher: sv.pub, Log: sv.log, Sent: sv.s.Sent,
+		GroupWait: sv.s.GroupWait, MaxBackoff: cmp.Or(sv.s.MaxBackoff, time.Minute), Host: sv.host, Publisher: sv.pub, Log: sv.log, Sent: sv.s.Sent,
 	}
 }
 
