@@ -76,6 +76,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
+	r.awaitOrphans(ctx, c)
 	for ctx.Err() == nil {
 		msgs, err := r.collect(ctx, c)
 		if err != nil {
@@ -90,6 +91,22 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.deliver(ctx, msgs)
 	}
 	return nil
+}
+
+// awaitOrphans waits, at start, for events handed out and not acked to be
+// handed out again, if no other notifier is reading the consumer: they were
+// a killed notifier's, and they come before the newer ones, so the target
+// hears everything in order.
+func (r *Runner) awaitOrphans(ctx context.Context, c jetstream.Consumer) {
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	info, err := c.Info(ictx)
+	cancel()
+	if err != nil || info.NumAckPending == 0 || info.NumWaiting > 0 {
+		return
+	}
+	r.Log.Info("notifier: events handed to a notifier that stopped without acking them; waiting for them first, to keep the order",
+		"target", r.Target.Name(), "events", info.NumAckPending, "at_most", ackWait)
+	sleep(ctx, ackWait)
 }
 
 // consumerRetrying gets the consumer, trying again with backoff until it
@@ -155,7 +172,7 @@ func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       r.ID,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       2 * time.Minute,
+		AckWait:       ackWait,
 		MaxAckPending: 100_000,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		FilterSubject: events.SubjectRoot + ".>",
@@ -220,22 +237,54 @@ func (r *Runner) collect(ctx context.Context, c jetstream.Consumer) ([]jetstream
 	msgs := []jetstream.Msg{first}
 	deadline := time.Now().Add(r.GroupWait)
 	for wait := time.Until(deadline); wait > 0 && ctx.Err() == nil; wait = time.Until(deadline) {
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(wait))
+		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(min(wait, keepAlive)))
 		if err != nil {
 			break
 		}
 		for m := range batch.Messages() {
 			msgs = append(msgs, m)
 		}
+		if time.Until(deadline) > 0 {
+			for _, m := range msgs {
+				_ = m.InProgress()
+			}
+		}
 	}
 	return msgs, nil
 }
+
+// ackWait is how long an event handed to a notifier that neither acks it
+// nor says it is still at it (a killed one) waits to be handed out again.
+// Short, so a notifier started after a kill soon resumes with it; a live
+// one says it is still at it every keepAlive.
+const (
+	ackWait   = 30 * time.Second
+	keepAlive = ackWait / 3
+)
 
 // idleCheck is how long a read waits for an event before the consumer is
 // looked at: one removed without notice sends nothing, not even an error.
 const idleCheck = 30 * time.Second
 
 func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
+	// Still at it: a slow target or retries must not have the events
+	// handed to another notifier meanwhile.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(keepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
 	var wanted []events.Event
 	for _, m := range msgs {
 		e, err := events.Unmarshal(m.Data())
@@ -260,6 +309,7 @@ func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 			r.pos, r.posTime = md.Sequence.Stream, md.Timestamp
 		}
 	}
+	r.Log.Debug("notifier: handled events", "target", r.Target.Name(), "events", len(msgs), "wanted", len(wanted), "stream_seq", r.pos)
 	// Confirmed acks: an ack still in flight when the notifier stops would
 	// have the next run send the same events again.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
