@@ -110,7 +110,9 @@ func (h *hook) serve(w http.ResponseWriter, r *http.Request) {
 	h.texts.Add(body.Text)
 }
 
-func (h *hook) all() string { return strings.Join(h.texts.All(func(string) bool { return true }), "\n") }
+func (h *hook) all() string {
+	return strings.Join(h.texts.All(func(string) bool { return true }), "\n")
+}
 
 // waitAll waits until each name's restart was told, then checks that each
 // was told once and in the order of names.
