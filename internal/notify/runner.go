@@ -190,6 +190,8 @@ func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 			// start over, and what it holds came after what was handled.
 			start := r.posTime.Add(time.Nanosecond)
 			cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+			// Positions in the old stream mean nothing in the new one.
+			r.pos = 0
 			r.Log.Warn("notifier: the stream is new (its sequences start over); resuming after the time of the last event handled", "target", r.Target.Name(), "after", r.posTime)
 		}
 	case !r.StartAt.IsZero():
@@ -286,7 +288,15 @@ func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 		}
 	}()
 	var wanted []events.Event
+	stale := 0
 	for _, m := range msgs {
+		// A consumer made again may start before where this runner is (it
+		// was deleted while the acks of the last batch were on their way):
+		// what it hands out the first time at or below pos was told.
+		if md, err := m.Metadata(); err == nil && r.pos > 0 && md.NumDelivered == 1 && md.Sequence.Stream <= r.pos {
+			stale++
+			continue
+		}
 		e, err := events.Unmarshal(m.Data())
 		if err != nil {
 			r.Log.Warn("notifier: skipping undecodable event", "subject", m.Subject(), "err", err)
@@ -309,7 +319,7 @@ func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 			r.pos, r.posTime = md.Sequence.Stream, md.Timestamp
 		}
 	}
-	r.Log.Debug("notifier: handled events", "target", r.Target.Name(), "events", len(msgs), "wanted", len(wanted), "stream_seq", r.pos)
+	r.Log.Debug("notifier: handled events", "target", r.Target.Name(), "events", len(msgs), "wanted", len(wanted), "already_told", stale, "stream_seq", r.pos)
 	// Confirmed acks: an ack still in flight when the notifier stops would
 	// have the next run send the same events again.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
