@@ -16,9 +16,6 @@ import (
 // stream, because URLs may hold tokens that subscribers must not read.
 const RoutesBucket = "HMD_NOTIFY_ROUTES"
 
-// routesStream is the stream that holds the routes bucket.
-const routesStream = "KV_" + RoutesBucket
-
 // RoutesBucketOf returns the routes bucket as it is, creating it only if it
 // is missing: on a hub it sources every host's bucket, and writing its
 // configuration again would drop those sources.
