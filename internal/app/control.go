@@ -32,9 +32,14 @@ func (a *App) Control(ctx context.Context, action string, r httpapi.ControlReque
 		if action != "pause" {
 			return nil, fmt.Errorf("%w: --for goes with pause", httpapi.ErrBadRequest)
 		}
+		longest := maxPause
+		if a.cfg.Retention > 0 {
+			// A pause is an event in the history: it must outlive no record.
+			longest = min(longest, a.cfg.Retention)
+		}
 		d, err := config.ParseDuration(r.For)
-		if err != nil || d <= 0 || d > maxPause {
-			return nil, fmt.Errorf("%w: --for %q: expected a duration from 1s to %s, such as 30m", httpapi.ErrBadRequest, r.For, maxPause)
+		if err != nil || d <= 0 || d > longest {
+			return nil, fmt.Errorf("%w: --for %q: expected a duration from 1s to %s, such as 30m", httpapi.ErrBadRequest, r.For, longest)
 		}
 		until = time.Now().Add(d)
 	}

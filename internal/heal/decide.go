@@ -72,6 +72,9 @@ const (
 	ReasonPaused       = "paused by a user or API call"
 	ReasonActionStop   = "action=stop: left stopped"
 	ReasonMaintenance  = "paused for maintenance (healer pause)"
+	// ReasonDropped starts the reason of a claimed restart that was never
+	// sent: nothing of ours is in flight after it.
+	ReasonDropped = "queued restart dropped"
 )
 
 // Labels that say who owns a container.
@@ -107,8 +110,12 @@ type State struct {
 	// UserStopped: a kill or stop after the latest start that no restart of
 	// ours explains.
 	UserStopped bool `json:"user_stopped,omitempty"`
-	// Died: a die after the latest start.
-	Died bool `json:"died,omitempty"`
+	// Died: a die after the latest start, at DiedAt.
+	Died   bool      `json:"died,omitempty"`
+	DiedAt time.Time `json:"died_at,omitzero"`
+	// DryRunCounts: the restart counters come from monitor-only decisions,
+	// which must not hold back real healing once the mode is off.
+	DryRunCounts bool `json:"dry_run_counts,omitempty"`
 	// HealthySince is when the container last turned healthy, zero unless it
 	// is healthy now; LongestHealthy is the longest completed healthy
 	// stretch since the latest restart decision.
@@ -153,7 +160,20 @@ func FoldAll(history []events.Event) State {
 	for i := range history {
 		s = Fold(s, history[i])
 	}
+	if n := len(history); n > 0 {
+		s = s.Settled(history[n-1].Time)
+	}
+	return s
+}
+
+// Settled is the state as a new healer takes it over, its last event at
+// last: nothing of an earlier healer is in flight, so a restart it claimed
+// and never finished ends there, and no stop after it passes for ours.
+func (s State) Settled(last time.Time) State {
 	s.InFlight, s.Pending = false, false
+	if s.Ours && s.RestartDone.IsZero() {
+		s.RestartDone = last
+	}
 	return s
 }
 
@@ -167,6 +187,7 @@ func Fold(s State, e events.Event) State {
 			s.FrameStart = *e.Data.FrameStart
 		}
 		s.GaveUp, s.LongestHealthy, s.HealthySince = false, 0, time.Time{}
+		s.DryRunCounts = e.Data.DryRun
 		if e.Data.Action == config.ActionNotify {
 			// Counted as if restarted, so the budget is what it would be;
 			// nothing was sent, so no stop or kill that follows is ours.
@@ -192,8 +213,12 @@ func Fold(s State, e events.Event) State {
 		s.RestartDone, s.LastError = e.Time, e.Data.Error
 		s.Failures++
 	case events.RestartSkipped:
-		if e.Data.Reason == ReasonSwarm || e.Data.Reason == ReasonOneOff {
+		switch {
+		case e.Data.Reason == ReasonSwarm || e.Data.Reason == ReasonOneOff:
 			s.LeftAlone = e.Data.Reason
+		case strings.HasPrefix(e.Data.Reason, ReasonDropped):
+			// Our claim ended unsent: a stop or kill from now on is not ours.
+			s.Ours, s.RestartDone = false, e.Time
 		}
 	case events.DockerStart:
 		s.StartedAt, s.UserStopped, s.Ours, s.Died = e.Time, false, false, false
@@ -216,7 +241,7 @@ func Fold(s State, e events.Event) State {
 			s.HealthySince = time.Time{}
 		}
 		if e.Kind() == events.DockerDie {
-			s.Died = true
+			s.Died, s.DiedAt = true, e.Time
 		}
 	}
 	return s
@@ -293,12 +318,22 @@ func Decide(s State, o Observation, p config.Policy, now time.Time) Decision {
 		// Watched and recorded only.
 		return Decision{Verdict: Ignore}
 	}
+	if s.DryRunCounts && !p.DryRun {
+		// What monitor-only mode decided was never done: real healing
+		// starts with its whole budget.
+		s.LastRestart, s.Attempt, s.FrameStart, s.FrameRestarts, s.BackoffStep, s.GaveUp = time.Time{}, 0, time.Time{}, 0, 0, false
+	}
 	d := decide(s, o, p, now)
 	if d.Verdict != Ignore && s.PausedAt(now) {
 		// Recorded, never acted on; looked at again when the pause ends.
 		return Decision{Verdict: Skip, Reason: ReasonMaintenance, RetryAt: s.PausedUntil}
 	}
 	if d.Verdict != Restart || action == config.ActionRestart {
+		return d
+	}
+	if action == config.ActionStop && o.Purpose == AsDependent {
+		// It is not unhealthy, only without network: restarting is the
+		// remedy, stopping a healthy container would not be.
 		return d
 	}
 	if action == config.ActionStop && o.Purpose == FromLook && !o.Look.Running && s.Failures == 0 {
@@ -404,8 +439,9 @@ func decideLook(s State, o Observation, p config.Policy, now time.Time) Decision
 		return Decision{Verdict: Ignore}
 	case c.RestartsItself:
 		return Decision{Verdict: Skip, Reason: ReasonOwnPolicy}
-	case s.Failures > 0:
+	case s.Failures > 0 && (!s.Died || !s.DiedAt.After(s.RestartDone.Add(exitSettle))):
 		// Stopped by our own restart, which failed half-way: ours to finish.
+		// A death after that is the container's own, judged as any other.
 		return limit(s, p, now, ReasonRetry+": "+s.LastError)
 	case !p.HealExited:
 		return Decision{Verdict: Ignore}

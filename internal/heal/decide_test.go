@@ -107,6 +107,11 @@ func paused(s, until int) events.Event {
 	return e
 }
 
+func dry(e events.Event) events.Event {
+	e.Data.Action, e.Data.DryRun = config.ActionNotify, true
+	return e
+}
+
 func inFlight(s State) State { s.InFlight = true; return s }
 func pending(s State) State  { s.InFlight, s.Pending = true, true; return s }
 
@@ -221,6 +226,10 @@ func TestDecide(t *testing.T) {
 		{name: "paused: a healthy event is nothing", s: state(paused(0, 100)), obs: Observation{Observed: events.Observed{Kind: events.DockerHealthy}}, p: policy(), now: 10, want: Decision{}},
 		{name: "pause over", s: state(paused(0, 100)), obs: unhealthy(), p: policy(), now: 100, want: restart(ReasonUnhealthy, 1, 100, 1, 1, 100)},
 		{name: "resumed", s: state(paused(0, -1), ev(events.ControlResumed, 5)), obs: unhealthy(), p: policy(), now: 10, want: restart(ReasonUnhealthy, 1, 10, 1, 1, 10)},
+		{name: "dry-run counters do not bind real healing", s: state(dry(restarted(0, 50, 0, 3, 1)), ev(events.GaveUp, 1)), obs: unhealthy(), p: policy(), now: 10, want: restart(ReasonUnhealthy, 1, 10, 1, 1, 10)},
+		{name: "a dependent with action stop is restarted", s: State{}, obs: Observation{Observed: events.Observed{ContainerID: "c1"}, Purpose: AsDependent, Look: events.Container{Running: true}, Parent: "vpn"}, p: act(config.ActionStop), want: restart(ReasonDependent+" vpn", 1, 0, 1, 1, 0)},
+		{name: "a death long after a failed restart is the container's own", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), failed(6, "api"), ev(events.DockerDie, 60)), obs: exited(0), p: with(func(p *config.Policy) { p.HealExited = false }), now: 61, want: Decision{}},
+		{name: "a death in a failed restart is ours to finish", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerDie, 6), failed(6, "start failed")), obs: exited(0), p: with(func(p *config.Policy) { p.HealExited = false }), now: 30, want: restart(ReasonRetry+": start failed", 2, 5, 2, 2, 30)},
 		{name: "dry run gives up as it would", s: state(notified(restarted(0, 50, 0, 1, 1))), obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun = true }), now: 1000, want: Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: 50}},
 	}
 	for _, tt := range tests {
@@ -242,19 +251,24 @@ func TestFold(t *testing.T) {
 		want State
 	}{
 		{name: "restart decision", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 2, 1, 2, 3)},
-			want: State{LastRestart: at(5), Attempt: 2, FrameStart: at(1), FrameRestarts: 2, BackoffStep: 3, StartedAt: at(0), Ours: true}},
+			// Taken over by a new healer: a claim it never finished ends at the last event.
+			want: State{LastRestart: at(5), Attempt: 2, FrameStart: at(1), FrameRestarts: 2, BackoffStep: 3, StartedAt: at(0), Ours: true, RestartDone: at(5)}},
 		{name: "failed restart", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5), failed(6, "no mount"), failed(8, "again")},
 			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), Ours: true, RestartDone: at(8), Failures: 2, LastError: "again"}},
 		{name: "started again", es: []events.Event{restarted(5, 1, 5, 1, 1), failed(6, "x"), ev(events.DockerStart, 9), ev(events.DockerHealthy, 10)},
 			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(9), RestartDone: at(6), HealthySince: at(10)}},
 		{name: "user stop", es: []events.Event{ev(events.DockerStart, 0), ev(events.DockerHealthy, 1), ev(events.DockerKill, 4), ev(events.DockerDie, 4)},
-			want: State{StartedAt: at(0), UserStopped: true, Died: true, LongestHealthy: 3 * time.Second}},
+			want: State{StartedAt: at(0), UserStopped: true, Died: true, DiedAt: at(4), LongestHealthy: 3 * time.Second}},
 		{name: "notify decision counts, is not ours", es: []events.Event{ev(events.DockerStart, 0), notified(restarted(5, 2, 1, 2, 3)), ev(events.DockerKill, 6)},
 			want: State{LastRestart: at(5), Attempt: 2, FrameStart: at(1), FrameRestarts: 2, BackoffStep: 3, StartedAt: at(0), UserStopped: true}},
 		{name: "stopped by action stop", es: []events.Event{ev(events.DockerStart, 0), stoppedBy(restarted(5, 1, 5, 1, 1)), ev(events.DockerKill, 5), ev(events.DockerDie, 6), ev(events.Stopped, 6)},
-			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), Ours: true, RestartDone: at(6), UserStopped: true, Died: true}},
+			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), Ours: true, RestartDone: at(6), UserStopped: true, Died: true, DiedAt: at(6)}},
 		{name: "gave up", es: []events.Event{restarted(5, 9, 5, 1, 1), ev(events.GaveUp, 6)},
-			want: State{LastRestart: at(5), Attempt: 9, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, Ours: true, GaveUp: true}},
+			want: State{LastRestart: at(5), Attempt: 9, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, Ours: true, GaveUp: true, RestartDone: at(6)}},
+		{name: "queued restart dropped", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), skippedEv(6, ReasonDropped+": "+ReasonMaintenance), ev(events.DockerKill, 7)},
+			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), RestartDone: at(6), UserStopped: true}},
+		{name: "dry-run counters", es: []events.Event{dry(restarted(5, 2, 1, 2, 3))},
+			want: State{LastRestart: at(5), Attempt: 2, FrameStart: at(1), FrameRestarts: 2, BackoffStep: 3, DryRunCounts: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

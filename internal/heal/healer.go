@@ -25,6 +25,7 @@ import (
 type Docker interface {
 	Restart(ctx context.Context, id string, stopTimeout time.Duration) error
 	Stop(ctx context.Context, id string, stopTimeout time.Duration) error
+	LogTail(ctx context.Context, id string, lines, maxBytes int) (string, error)
 	Inspect(ctx context.Context, id string) (events.Container, error)
 	Dependents(ctx context.Context, parentID, parentName string) ([]events.Container, error)
 }
@@ -229,7 +230,8 @@ func (h *Healer) act(e *entry, o Observation, cause string, d Decision, p config
 		e.state.InFlight, e.state.Pending = true, true
 		if !h.spawnLocked(func() { h.restart(o.Observed, cause, req, p) }) {
 			e.state.InFlight, e.state.Pending = false, false
-			h.record(e, h.derived(events.RestartFailed, cause, o.Observed, events.Data{Reason: req.Data.Reason, Error: "healer stopping"}, p))
+			// Never sent, so not a failure: nothing of ours is in flight.
+			h.record(e, h.derived(events.RestartSkipped, cause, o.Observed, events.Data{Reason: ReasonDropped + ": healer stopping"}, p))
 			return false
 		}
 		return true
@@ -335,7 +337,7 @@ func (h *Healer) forget(id string, e *entry) {
 // decision records a decision event with the policy's counters; h.mu is held.
 func (h *Healer) decision(e *entry, k events.Kind, cause string, o events.Observed, d Decision, p config.Policy) events.Event {
 	data := events.Data{Reason: d.Reason, Attempt: d.Attempt, FrameRestarts: d.FrameRestarts, BackoffStep: d.BackoffStep,
-		Action: d.Action, DryRun: p.DryRun && d.Action == config.ActionNotify}
+		Action: d.Action, DryRun: p.DryRun}
 	if !d.FrameStart.IsZero() {
 		fs := d.FrameStart.UTC()
 		data.FrameStart = &fs
@@ -498,18 +500,38 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 		return
 	}
 	h.mu.Lock()
-	h.entry(o.ContainerID).state.Pending = false
+	e := h.entry(o.ContainerID)
+	e.state.Pending = false
+	if st := e.state; st.UserStopped || st.PausedAt(h.o.Now()) {
+		// A stop or a pause came in the moment between the claim and now:
+		// it ends the claim, as a look before sending would.
+		reason := ReasonUserStopped
+		if !st.UserStopped {
+			reason = ReasonMaintenance
+		}
+		e.state.InFlight = false
+		h.decision(e, events.RestartSkipped, cause, o, Decision{Verdict: Skip, Reason: ReasonDropped + ": " + reason}, p)
+		h.mu.Unlock()
+		<-h.sem
+		return
+	}
 	h.mu.Unlock()
 	decided := time.Since(o.Received)
 	h.o.DecisionLatency(decided)
+	// What the message will quote, read beside the restart (not before it,
+	// which would delay it; not after, when the probe of a stopping
+	// container may have failed for another reason).
+	quoted := h.quote(o, p)
 	started := time.Now()
 	err := h.send(o.ContainerID, p, req.Data.Action)
 	took := time.Since(started)
 	// Released before the dependents, which take slots of their own.
 	<-h.sem
+	q := <-quoted
 	h.o.Restarted(o.Name, err)
 	ms := float64(took.Microseconds()) / 1000
-	data := events.Data{Reason: req.Data.Reason, DurationMS: ms, Attempt: req.Data.Attempt, FrameRestarts: req.Data.FrameRestarts, Action: req.Data.Action}
+	data := events.Data{Reason: req.Data.Reason, DurationMS: ms, Attempt: req.Data.Attempt, FrameRestarts: req.Data.FrameRestarts, Action: req.Data.Action,
+		Output: q.output, LogTail: q.logTail}
 	if err != nil {
 		h.o.Log.Error("restart failed", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "attempt", req.Data.Attempt, "err", err)
 		data.Error = err.Error()
@@ -518,9 +540,6 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 	}
 	if h.o.Healed != nil && !o.DockerTime.IsZero() {
 		h.o.Healed(time.Since(o.DockerTime))
-	}
-	if o.Kind == events.DockerUnhealthy {
-		data.Output = h.failedProbe(o.ContainerID)
 	}
 	if req.Data.Action == config.ActionStop {
 		h.o.Log.Info("stopped (action stop); left stopped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took)
@@ -551,6 +570,7 @@ func (h *Healer) stillWanted(o events.Observed, cause string, p config.Policy) b
 	}
 	e.state.InFlight, e.state.Pending = false, false
 	h.o.Log.Info("queued restart dropped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason)
+	d.Reason = ReasonDropped + ": " + d.Reason
 	h.decision(e, events.RestartSkipped, cause, o, d, p)
 	return false
 }
@@ -566,14 +586,49 @@ func (h *Healer) failed(o events.Observed, cause string, data events.Data, p con
 	h.act(e, obs, cause, Decide(e.state, obs, p, h.o.Now()), p)
 }
 
-// maxOutput bounds the probe output an event carries.
-const maxOutput = 512
+// maxOutput bounds the probe output an event carries; maxLogTail its log
+// lines.
+const (
+	maxOutput  = 512
+	maxLogTail = 2048
+)
+
+// quoted is what a restart's message quotes of the container.
+type quoted struct{ output, logTail string }
+
+// quote reads, beside the restart, the output of the container's last
+// failed probe (for an unhealthy one) and the last lines of its log (for
+// an unhealthy or crashed one).
+func (h *Healer) quote(o events.Observed, p config.Policy) <-chan quoted {
+	ch := make(chan quoted, 1)
+	probe := o.Kind == events.DockerUnhealthy
+	logs := p.NotifyLogLines > 0 && (probe || o.Kind == events.DockerDie)
+	if !probe && !logs {
+		ch <- quoted{}
+		return ch
+	}
+	go func() {
+		var q quoted
+		ctx, cancel := context.WithTimeout(h.ctx, 3*time.Second)
+		defer cancel()
+		if probe {
+			q.output = h.failedProbe(ctx, o.ContainerID)
+		}
+		if logs {
+			tail, err := h.o.Docker.LogTail(ctx, o.ContainerID, p.NotifyLogLines, maxLogTail)
+			if err != nil {
+				h.o.Log.Warn("cannot read the container's log for the message", "container", o.Name, "err", err)
+			}
+			q.logTail = tail
+		}
+		ch <- q
+	}()
+	return ch
+}
 
 // failedProbe reads the output of the container's last failed health probe,
 // for the notification; the daemon keeps it across the restart.
-func (h *Healer) failedProbe(id string) string {
-	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
-	defer cancel()
+func (h *Healer) failedProbe(ctx context.Context, id string) string {
 	c, err := h.o.Docker.Inspect(ctx, id)
 	if err != nil {
 		h.o.Log.Debug("cannot read the failed probe's output", "container_id", events.ShortID(id), "err", err)
@@ -621,15 +676,15 @@ func (h *Healer) restartDependents(parent events.Observed, cause string) {
 		e := h.entry(c.ID)
 		d := Decide(e.state, obs, p, h.o.Now())
 		var req events.Event
-		switch d.Verdict {
-		case Restart:
+		send := d.Verdict == Restart && d.Action != config.ActionNotify
+		if send {
 			req = h.decision(e, events.RestartRequested, dcause, o, d, p)
 			e.state.InFlight, e.state.Pending = true, true
-		default:
+		} else {
 			h.act(e, obs, dcause, d, p)
 		}
 		h.mu.Unlock()
-		if d.Verdict == Restart {
+		if send {
 			h.restart(o, dcause, req, p)
 		}
 	}

@@ -38,6 +38,8 @@ func (s *scripted) Stop(ctx context.Context, id string, timeout time.Duration) e
 	return nil
 }
 
+func (s *scripted) LogTail(context.Context, string, int, int) (string, error) { return "", nil }
+
 func (s *scripted) Inspect(_ context.Context, id string) (events.Container, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,8 +154,8 @@ func TestQueuedRestartDroppedAfterAUsersStop(t *testing.T) {
 	h.Handle(events.Observed{Kind: events.DockerDie, ContainerID: "b", Name: "c-b", Labels: selected, DockerTime: now})
 	close(release)
 	waitFor(t, "b's restart dropped", func() bool { return len(p.find(events.RestartSkipped, "c-b")) == 1 })
-	if got := p.find(events.RestartSkipped, "c-b")[0].Data.Reason; got != ReasonUserStopped {
-		t.Errorf("b skipped for %q, want %q", got, ReasonUserStopped)
+	if got, want := p.find(events.RestartSkipped, "c-b")[0].Data.Reason, ReasonDropped+": "+ReasonUserStopped; got != want {
+		t.Errorf("b skipped for %q, want %q", got, want)
 	}
 	if n := d.count("b"); n != 0 {
 		t.Errorf("b restarted %d times after the user stopped it", n)

@@ -34,6 +34,8 @@ func (r *restarter) Inspect(_ context.Context, id string) (events.Container, err
 	return events.Container{ID: id, Name: "c-" + id}, nil
 }
 
+func (r *restarter) LogTail(context.Context, string, int, int) (string, error) { return "", nil }
+
 // Stop is not expected of the restart tests: it fails loudly.
 func (r *restarter) Stop(context.Context, string, time.Duration) error {
 	return errors.New("restarter: unexpected stop")

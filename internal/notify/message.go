@@ -57,6 +57,9 @@ func what(e events.Event) string {
 	case events.RestartSkipped:
 		return "not restarted"
 	case events.GaveUp:
+		if e.Data.DryRun {
+			return fmt.Sprintf("would give up after %d restarts (dry run): nothing was restarted", e.Data.Attempt)
+		}
 		return fmt.Sprintf("gave up after %d restarts", e.Data.Attempt)
 	case events.ConfigError:
 		return fmt.Sprintf("bad label %s=%q, expected %s", e.Data.Label, e.Data.Value, e.Data.Expected)

@@ -163,7 +163,7 @@ func TestStopWhileQueuedIsNeverUndone(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.got.wait(t, wait, slow+" healed", kindOf(events.RestartSucceeded, slow))
-	h.got.wait(t, wait, queued+" queued restart dropped", skipped(queued, heal.ReasonUserStopped))
+	h.got.wait(t, wait, queued+" queued restart dropped", skipped(queued, heal.ReasonDropped+": "+heal.ReasonUserStopped))
 	if n := h.got.count(kindOf(events.RestartSucceeded, queued)); n > 0 {
 		t.Errorf("%s restarted after the user stopped it", queued)
 	}
