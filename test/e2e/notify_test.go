@@ -44,13 +44,20 @@ func TestHealIsNotified(t *testing.T) {
 	srv, texts := slackReceiver(t)
 	startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", srv.URL+"/hooks/x",
 		"--notify-level", "debug", "--notify-group-wait", "500ms")
-	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true"}, Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "500ms"}})
+	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true", label + ".notify_log_lines": "2"},
+		Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "500ms", "FIXTURE_LOG_LINES": "3"}})
 	text, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, name+": restarted") })
 	if !ok {
 		t.Fatalf("no notification of the restart of %s", name)
 	}
 	if !strings.Contains(text, "health_status: unhealthy") || !strings.Contains(text, "restart 1 in this frame") {
 		t.Errorf("notification lacks why or the frame count: %q", text)
+	}
+	// The last two lines of the container's log before the restart, quoted.
+	// (stdout and stderr are merged in the daemon's order, so which two is
+	// the daemon's to say.)
+	if n := strings.Count(text, "run 1 line "); n != 2 {
+		t.Errorf("notification quotes %d log lines of run 1, want notify_log_lines=2: %q", n, text)
 	}
 }
 
