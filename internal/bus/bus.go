@@ -211,6 +211,10 @@ func (b *Bus) newServer(withJS bool) (*server.Server, error) {
 		DontListen: o.Listen == "",
 		// The server's own HTTP monitor stays off.
 		HTTPPort: 0,
+		// Each stream has its own byte bound. Left to itself the server
+		// sizes the store by the disk space free at its start, and on a
+		// disk that was full then refuses to create the streams ever after.
+		JetStreamMaxStore: 1 << 40,
 	}
 	readerAdminPass := ""
 	if o.Listen != "" {
@@ -260,7 +264,7 @@ func (b *Bus) newServer(withJS bool) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bus: new nats server: %w", err)
 	}
-	logs := &slogAdapter{log: o.Logger.With("component", "nats"), domain: o.Domain}
+	logs := &slogAdapter{log: o.Logger.With("component", "nats"), domain: o.Domain, storeErr: b.StoreFailed}
 	srv.SetLoggerV2(logs, false, false, false)
 	srv.Start()
 	// Start enables JetStream before it returns, or gives up on the rest.
@@ -417,6 +421,11 @@ type slogAdapter struct {
 	log    *slog.Logger
 	domain string
 
+	// storeErr hears the server's errors: a write error leaves a stream
+	// failing every write, and JetStream enabled, without telling clients
+	// more than a missing ack.
+	storeErr func(error)
+
 	mu       sync.Mutex
 	lastLeaf string
 	lastAt   time.Time
@@ -437,6 +446,9 @@ func (a *slogAdapter) remember(msg string) {
 	a.mu.Lock()
 	a.lastErr = msg
 	a.mu.Unlock()
+	if a.storeErr != nil {
+		a.storeErr(errors.New(msg))
+	}
 }
 
 // leafError says the server's leaf-node errors once a minute, not once a

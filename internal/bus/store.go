@@ -204,7 +204,9 @@ func isStorageErr(err error) bool {
 		}
 	}
 	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "no space left") || strings.Contains(msg, "insufficient resources") || strings.Contains(msg, "jetstream not enabled")
+	return strings.Contains(msg, "no space left") || strings.Contains(msg, "critical write error") ||
+		strings.Contains(msg, "read-only file system") || strings.Contains(msg, "insufficient resources") ||
+		strings.Contains(msg, "jetstream not enabled")
 }
 
 // supervise notices JetStream disabling itself (nats-server does on a
