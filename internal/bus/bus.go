@@ -268,7 +268,7 @@ func (b *Bus) newServer(withJS bool) (*server.Server, error) {
 	srv.SetLoggerV2(logs, false, false, false)
 	srv.Start()
 	// Start enables JetStream before it returns, or gives up on the rest.
-	if withJS && !srv.JetStreamEnabled() {
+	if withJS && (!srv.JetStreamEnabled() || logs.fatalSeen()) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("start jetstream on %s: %s", o.DataDir, logs.fatal())
@@ -426,10 +426,19 @@ type slogAdapter struct {
 	// more than a missing ack.
 	storeErr func(error)
 
-	mu       sync.Mutex
-	lastLeaf string
-	lastAt   time.Time
-	lastErr  string
+	mu          sync.Mutex
+	lastLeaf    string
+	lastAt      time.Time
+	lastErr     string
+	fatalLogged bool
+}
+
+// fatalSeen says the server gave up on something at start: with
+// JetStream failing, Start logs it as fatal and returns half done.
+func (a *slogAdapter) fatalSeen() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fatalLogged
 }
 
 // fatal is the last error the server logged: why JetStream did not start.
@@ -487,6 +496,9 @@ func (a *slogAdapter) Warnf(f string, v ...any) {
 }
 func (a *slogAdapter) Fatalf(f string, v ...any) {
 	msg := fmt.Sprintf(f, v...)
+	a.mu.Lock()
+	a.fatalLogged = true
+	a.mu.Unlock()
 	a.remember(msg)
 	a.log.Error(msg)
 }

@@ -305,3 +305,54 @@ func TestCorruptStreamMovedAside(t *testing.T) {
 		t.Errorf("kept meta %q, %v", b, err)
 	}
 }
+
+// With the store down: past the queue bound the oldest events are dropped,
+// counted and logged once; at shutdown what is left is counted, without
+// waiting out the flush for a store that is not there.
+func TestPublisherCountsWhatItCannotStore(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "jetstream"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(context.Background(), Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = b.Close() }()
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	p := NewPublisher(b.JetStream(), 3, 0, log)
+	p.Attach(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, 10*time.Second) }()
+	for i := range 5 {
+		p.Publish(ev(i))
+	}
+	if got := p.Dropped(); got != 2 {
+		t.Errorf("dropped %d past a bound of 3, want 2", got)
+	}
+	start := time.Now()
+	cancel()
+	<-done
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown with the store down took %s", took)
+	}
+	if p.Unstored() != 3 || p.Dropped() != 5 {
+		t.Errorf("unstored %d, dropped %d; want 3 and 5", p.Unstored(), p.Dropped())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "event queue full"); n != 1 {
+		t.Errorf("queue-full logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
