@@ -51,6 +51,18 @@ func dataDirGrowth(healerBin string, flaps int) (string, error) {
 		p.fake.EmitAt(id, events.ActionStart, nil, at.Add(time.Millisecond))
 		p.fake.EmitAt(id, events.ActionHealthStatusUnhealthy, nil, at.Add(300*time.Millisecond))
 		p.fake.EmitAt(id, events.ActionHealthStatusHealthy, nil, at.Add(600*time.Millisecond))
+		// Fast forward, but not past the healer's in-memory queue: a real
+		// day comes at a day's pace, and overflow is a different test.
+		for i%500 == 0 {
+			pending, _, err := p.metrics("hmd_events_pending", "hmd_bus_stream_messages")
+			if err != nil {
+				return "", err
+			}
+			if pending < 20_000 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	emitted := time.Since(began)
 	// Settled: nothing pending and the stream unchanged for 3 s.
