@@ -284,7 +284,7 @@ func (b *Bus) repair() error {
 	b.mu.Lock()
 	b.srv = srv
 	b.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for !b.nc.IsConnected() {
 		select {
@@ -292,6 +292,11 @@ func (b *Bus) repair() error {
 			return errors.New("the in-process connection did not come back to the restarted server")
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+	// The server has the connection's subscriptions (the reply inbox among
+	// them) once a ping round-trip is done; a request before may go unanswered.
+	if err := b.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("reconnect to the restarted server: %w", err)
 	}
 	return b.ensureAll(ctx)
 }
