@@ -65,6 +65,7 @@ bench: docker-check build image
 	   $(GO) test -run '^$$' -bench . -benchtime 20000x ./internal/bus | grep -E '^Benchmark'; \
 	   $(GO) test -run '^$$' -bench . -benchtime 5000x ./internal/notify | grep -E '^Benchmark'; \
 	   echo '```'; } >> BENCHMARKS.md
+	./bin/hmdbench -healer bin/healer -only datadir >> BENCHMARKS.md
 
 # The image holds one binary: notifier and cleaner are links to it, and it
 # picks the command by the name it is run as.

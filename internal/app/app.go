@@ -46,7 +46,6 @@ type App struct {
 	host   string
 	reg    *prometheus.Registry
 	routes *bus.Routes
-	kv     jetstream.KeyValue
 	view   *status.View
 	// started bounds the events that count in metrics: older ones are
 	// replayed history.
@@ -66,6 +65,8 @@ type App struct {
 	// stopBy is when the stop must be over (the shutdown bound).
 	stopBy time.Time
 
+	// pubReady is the publisher once built, for the store's state changes.
+	pubReady  atomic.Pointer[bus.Publisher]
 	dockerUp  atomic.Bool
 	dockerErr atomic.Pointer[string]
 	httpAddr  atomic.Pointer[net.Addr]
@@ -91,6 +92,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		ReaderPassword: cfg.NATSReaderPassword.Reveal(),
 		TLS:            bus.TLS{Cert: cfg.NATSTLSCert, Key: cfg.NATSTLSKey, CA: cfg.NATSTLSCA},
 		Retention:      cfg.Retention,
+		EventsMaxBytes: cfg.EventsMaxBytes,
+		OnState:        a.storeState,
 		Logger:         log,
 	}
 	if cfg.HubURL != "" {
@@ -104,21 +107,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	}
 	a.bus = b
 	a.pub = bus.NewPublisher(b.JetStream(), 0, bus.DefaultLinger, log.With("component", "publisher"))
+	a.pub.Attach(b)
+	a.pubReady.Store(a.pub)
+	if err := b.Down(); err != nil {
+		a.storeState(err)
+	}
 	started := time.Now()
-	hist, initial, err := b.OpenHistory(ctx, a.host, bus.HistoryOptions{PerContainer: cfg.Policy.MaxHistoricEntries, MaxAge: cfg.Retention}, log.With("component", "history"))
+	hist, initial, err := b.OpenHistory(ctx, a.host, bus.HistoryOptions{PerContainer: cfg.Policy.MaxHistoricEntries, MaxAge: cfg.Retention, MaxBytes: cfg.HistoryMaxBytes}, log.With("component", "history"))
 	if err != nil {
 		_ = b.Close()
 		_ = dc.Close()
 		return nil, fmt.Errorf("rebuild state: %w", err)
 	}
 	a.hist = hist
-	a.kv, err = bus.OpenRoutesBucket(ctx, b.JetStream())
-	if err != nil {
-		_ = b.Close()
-		_ = dc.Close()
-		return nil, err
-	}
-	a.routes = bus.NewRoutes(a.kv, log.With("component", "routes"))
+	a.routes = bus.NewRoutesOpening(b.RoutesBucket, log.With("component", "routes"))
 	log.Info("state rebuilt from history", "containers", len(initial), "took", time.Since(started))
 
 	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -152,6 +154,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hmd_events_pending", Help: "Events waiting to be stored in JetStream."}, func() float64 {
 			return float64(a.pub.Pending())
 		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hmd_events_dropped_total", Help: "Events never stored: beyond the queue bound while the store failed, or left at shutdown.", ConstLabels: prometheus.Labels{"store": "events"}}, func() float64 {
+			return float64(a.pub.Dropped())
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hmd_events_dropped_total", Help: "Events never stored: beyond the queue bound while the store failed, or left at shutdown.", ConstLabels: prometheus.Labels{"store": "history"}}, func() float64 {
+			return float64(a.hist.Dropped())
+		}),
 	)
 	a.healer = heal.New(heal.Options{
 		Host:                a.host,
@@ -179,12 +187,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	return a, nil
 }
 
-// resolveHost is the configured host name, else the daemon's name, else
-// ours. It is fixed for the process's life so subjects do not change.
-func (a *App) resolveHost(ctx context.Context) string {
-	if a.cfg.HostName != "" {
-		return a.cfg.HostName
+// storeState tells of the store going down in a healer.degraded event,
+// queued until the store is back.
+func (a *App) storeState(err error) {
+	if err == nil {
+		return
 	}
+	if p := a.pubReady.Load(); p != nil {
+		p.Publish(events.New(events.Degraded, uuid.NewString(), time.Now(), "", events.Data{Host: a.host, Reason: err.Error()}))
+	}
+}
+
+// resolveHost is the host name stored in the data dir; at the first start,
+// the configured one, else the daemon's name, else ours. HMD_HOST_NAME
+// renames it. It is kept so history and subjects do not fork.
+func (a *App) resolveHost(ctx context.Context) string {
+	return hostIdentity(a.cfg.DataDir, a.cfg.HostName, func() string { return a.deriveHost(ctx) }, a.log)
+}
+
+func (a *App) deriveHost(ctx context.Context) string {
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	info, err := a.docker.Connect(cctx)
@@ -323,11 +344,20 @@ func (a *App) Run(ctx context.Context) error {
 	g.Add(func() error { return a.routes.Run(gctx) }, func(error) { cancel() })
 	if a.cfg.HubURL != "" {
 		g.Add(func() error {
+			if err := a.bus.WaitUp(gctx); err != nil {
+				return nil
+			}
 			return a.bus.JoinFleet(gctx, a.cfg.HubDomain, a.cfg.HubStream, events.SanitizeToken(a.host), a.log.With("component", "fleet"))
 		}, func(error) { cancel() })
 	}
 	if svc != nil {
-		g.Add(func() error { return svc.RunWatching(gctx, a.kv) }, func(error) { cancel() })
+		g.Add(func() error {
+			kv, err := a.bus.RoutesBucket(gctx)
+			if err != nil {
+				return nil
+			}
+			return svc.RunWatching(gctx, kv)
+		}, func(error) { cancel() })
 	}
 	if a.cfg.HTTPPort != 0 {
 		srv := httpapi.New(httpapi.Options{
@@ -343,6 +373,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.lifecycle(events.HealerStopped, events.Data{Version: a.version})
 	stopPub()
 	a.waitBounded(&pubWG)
+	if n, h := a.pub.Unstored(), a.hist.Unstored(); n+h > 0 {
+		a.log.Error("events not stored at shutdown; counted in hmd_events_dropped_total", "events", n, "history", h, "store", errString(a.bus.Down()))
+	}
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
@@ -404,6 +437,13 @@ func (a *App) notifier() (*notify.Service, error) {
 		Username: a.cfg.NotifyUsername, TemplateFile: a.cfg.NotifyTemplateFile,
 		Sent: func(target, result string) { a.sent.WithLabelValues(target, result).Inc() },
 	}, a.bus.JetStream(), bus.EventsStream, a.host, a.pub, a.log.With("component", "notifier"))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "up"
+	}
+	return err.Error()
 }
 
 func netJoin(host string, port int) string {

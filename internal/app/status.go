@@ -141,6 +141,10 @@ func (a *App) followView(ctx context.Context) error {
 		break
 	}
 	t.Stop()
+	// With the store degraded the view waits for it, and healing goes on.
+	if err := a.bus.WaitUp(ctx); err != nil {
+		return nil
+	}
 	if err := bus.Follow(ctx, a.bus.JetStream(), bus.EventsStream, events.SubjectRoot+".>", time.Now().Add(-status.Window), a.project); err != nil {
 		return fmt.Errorf("status view: %w", err)
 	}

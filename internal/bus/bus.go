@@ -52,22 +52,54 @@ type Options struct {
 	HubURL, HubUser, HubPassword string
 	// Retention bounds the history by age; 0 keeps it forever.
 	Retention time.Duration
-	Logger    *slog.Logger
+	// EventsMaxBytes bounds the events stream on disk; 0 is
+	// DefaultEventsMaxBytes. The oldest events go first.
+	EventsMaxBytes int64
+	// ReadOnly opens an existing store to read it: nothing is created or
+	// reconfigured, and a store that cannot be opened is an error.
+	ReadOnly bool
+	// OnState hears that the store went down (with why) and that it is
+	// back (nil). Without ReadOnly, Open does not fail on a store that
+	// cannot be opened: it runs without JetStream and retries.
+	OnState func(error)
+	Logger  *slog.Logger
 }
 
+// DefaultEventsMaxBytes bounds the events stream when Options do not.
+const DefaultEventsMaxBytes = 256 << 20
+
 // Bus is a running embedded server and an in-process connection to it.
+// The server underneath may be restarted to bring JetStream back; the
+// connection reconnects to the new one, so Conn and JetStream stay valid.
 type Bus struct {
-	srv  *server.Server
+	o    Options
 	nc   *nats.Conn
 	js   jetstream.JetStream
-	lock *flock.Flock
 	log  *slog.Logger
+	lock *flock.Flock
 	// closed is closed by the connection's ClosedHandler once a drain ends.
 	closed chan struct{}
+
+	mu  sync.Mutex
+	srv *server.Server
+	// streams are created or checked each time JetStream comes up.
+	streams []streamSpec
+	// down is why the store is unusable, "" while it works; changed is
+	// closed and replaced at every change.
+	down    string
+	changed chan struct{}
+
+	stop chan struct{}
+	done chan struct{}
+	// readerAdminPass links the reader account's mirror (reader.go).
+	readerAdminPass string
 }
 
 // Open locks the data dir, starts the server, connects in-process and
-// creates the streams. On error nothing is left running or locked.
+// creates the streams. Without ReadOnly, a data dir that is full,
+// read-only or unreadable does not fail it: the bus runs without
+// JetStream, says why in Ready, and retries. On error nothing is left
+// running or locked.
 func Open(ctx context.Context, o Options) (*Bus, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -75,27 +107,88 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 	if o.DataDir == "" {
 		return nil, errors.New("open bus: data dir is empty")
 	}
-	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("open bus: create data dir: %w", err)
+	if o.EventsMaxBytes <= 0 {
+		o.EventsMaxBytes = DefaultEventsMaxBytes
 	}
-	lockPath := filepath.Join(o.DataDir, "healer.lock")
+	b := &Bus{o: o, log: o.Logger, closed: make(chan struct{}), changed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	b.streams = []streamSpec{{name: EventsStream, ensure: b.ensureEvents}}
+	var down error
+	if o.ReadOnly {
+		if err := b.lockDir(); err != nil {
+			return nil, err
+		}
+	} else {
+		down = b.lockDir()
+		if errors.Is(down, ErrLocked) {
+			return nil, down
+		}
+		if down == nil {
+			down = probe(o.DataDir)
+		}
+	}
+	srv, err := b.newServer(down == nil)
+	if err != nil && down == nil && !o.ReadOnly {
+		// JetStream did not start; the server still carries live events.
+		down = err
+		srv, err = b.newServer(false)
+	}
+	if err != nil {
+		b.unlock()
+		return nil, err
+	}
+	b.srv = srv
+	if err := b.connect(); err != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		b.unlock()
+		return nil, err
+	}
+	if down == nil {
+		down = b.ensureAll(ctx)
+	}
+	if down != nil && o.ReadOnly {
+		b.shutdown()
+		b.unlock()
+		return nil, down
+	}
+	if down != nil {
+		b.setDown(down)
+	}
+	if o.ReadOnly {
+		close(b.done)
+	} else {
+		go b.supervise()
+	}
+	return b, nil
+}
+
+// lockDir creates the data dir and takes its lock.
+func (b *Bus) lockDir() error {
+	if b.lock != nil {
+		return nil
+	}
+	if err := os.MkdirAll(b.o.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	lockPath := filepath.Join(b.o.DataDir, "healer.lock")
 	lock := flock.New(lockPath)
 	ok, err := lock.TryLock()
 	if err != nil {
-		return nil, fmt.Errorf("open bus: lock %s: %w", lockPath, err)
+		return fmt.Errorf("lock %s: %w", lockPath, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("open bus: %s: %w (pid %s)", o.DataDir, ErrLocked, readPID(lockPath))
+		return fmt.Errorf("open bus: %s: %w (pid %s)", b.o.DataDir, ErrLocked, readPID(lockPath))
 	}
 	// The pid is for the error message of the next healer; the lock is the flock.
 	_ = os.WriteFile(lockPath, []byte(strconv.Itoa(os.Getpid())), 0o640)
-	b, err := start(ctx, o)
-	if err != nil {
-		_ = lock.Unlock()
-		return nil, err
-	}
 	b.lock = lock
-	return b, nil
+	return nil
+}
+
+func (b *Bus) unlock() {
+	if b.lock != nil {
+		_ = b.lock.Unlock()
+	}
 }
 
 func readPID(path string) string {
@@ -106,16 +199,22 @@ func readPID(path string) string {
 	return string(b)
 }
 
-func start(ctx context.Context, o Options) (*Bus, error) {
+// newServer starts a server, with JetStream on the data dir or without.
+func (b *Bus) newServer(withJS bool) (*server.Server, error) {
+	o := b.o
 	sopts := &server.Options{
 		ServerName: ServerName,
-		JetStream:  true,
+		JetStream:  withJS,
 		// The server adds "jetstream" to this itself.
 		StoreDir:   o.DataDir,
 		NoSigs:     true,
 		DontListen: o.Listen == "",
 		// The server's own HTTP monitor stays off.
 		HTTPPort: 0,
+		// Each stream has its own byte bound. Left to itself the server
+		// sizes the store by the disk space free at its start, and on a
+		// disk that was full then refuses to create the streams ever after.
+		JetStreamMaxStore: 1 << 40,
 	}
 	readerAdminPass := ""
 	if o.Listen != "" {
@@ -165,8 +264,15 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bus: new nats server: %w", err)
 	}
-	srv.SetLoggerV2(&slogAdapter{log: o.Logger.With("component", "nats"), domain: o.Domain}, false, false, false)
+	logs := &slogAdapter{log: o.Logger.With("component", "nats"), domain: o.Domain, storeErr: b.StoreFailed}
+	srv.SetLoggerV2(logs, false, false, false)
 	srv.Start()
+	// Start enables JetStream before it returns, or gives up on the rest.
+	if withJS && (!srv.JetStreamEnabled() || logs.fatalSeen()) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("start jetstream on %s: %s", o.DataDir, logs.fatal())
+	}
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
@@ -178,57 +284,64 @@ func start(ctx context.Context, o Options) (*Bus, error) {
 			srv.WaitForShutdown()
 			return nil, fmt.Errorf("open bus: %w", err)
 		}
+		b.readerAdminPass = readerAdminPass
 	}
-	closed := make(chan struct{})
+	return srv, nil
+}
+
+// InProcessConn connects to the current server, so the connection finds
+// a restarted one by itself.
+func (b *Bus) InProcessConn() (net.Conn, error) {
+	b.mu.Lock()
+	srv := b.srv
+	b.mu.Unlock()
+	if srv == nil {
+		return nil, errors.New("nats server restarting")
+	}
+	return srv.InProcessConn()
+}
+
+func (b *Bus) connect() error {
 	copts := []nats.Option{
-		nats.InProcessServer(srv), nats.Name("healer"), nats.MaxReconnects(-1),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		nats.InProcessServer(b), nats.Name("healer"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond), nats.ReconnectJitter(0, 0),
+		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
 	}
-	if o.Token != "" {
-		copts = append(copts, nats.Token(o.Token))
-	} else if o.User != "" {
-		copts = append(copts, nats.UserInfo(o.User, o.Password))
+	if b.o.Token != "" {
+		copts = append(copts, nats.Token(b.o.Token))
+	} else if b.o.User != "" {
+		copts = append(copts, nats.UserInfo(b.o.User, b.o.Password))
 	}
 	nc, err := nats.Connect("", copts...)
 	if err != nil {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		return nil, fmt.Errorf("open bus: connect in-process: %w", err)
+		return fmt.Errorf("open bus: connect in-process: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	// Acks that never come (a server restarting under the publisher)
+	// fail instead of holding the queue.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		nc.Close()
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		return nil, fmt.Errorf("open bus: jetstream: %w", err)
+		return fmt.Errorf("open bus: jetstream: %w", err)
 	}
-	b := &Bus{srv: srv, nc: nc, js: js, log: o.Logger, closed: closed}
-	if err := b.ensureStreams(ctx, o); err != nil {
-		b.shutdown()
-		return nil, err
-	}
-	if readerAdminPass != "" {
-		if err := ensureReaderMirror(ctx, srv, readerAdminPass, o.Retention); err != nil {
-			b.shutdown()
-			return nil, fmt.Errorf("open bus: %w", err)
-		}
-	}
-	return b, nil
+	b.nc, b.js = nc, js
+	return nil
 }
 
-func (b *Bus) ensureStreams(ctx context.Context, o Options) error {
+func (b *Bus) ensureEvents(ctx context.Context) error {
 	cfg := jetstream.StreamConfig{
 		Name:        EventsStream,
 		Description: "HealMyDocker events: observed Docker events, decisions, outcomes",
 		Subjects:    []string{"hmd.>"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      o.Retention,
+		MaxAge:      b.o.Retention,
+		MaxBytes:    b.o.EventsMaxBytes,
+		Discard:     jetstream.DiscardOld,
 		// Long enough to swallow events the daemon replays after a reconnect.
 		Duplicates: 10 * time.Minute,
 	}
 	if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("open bus: create stream %s: %w", EventsStream, err)
+		return fmt.Errorf("create stream %s: %w", EventsStream, err)
 	}
 	return nil
 }
@@ -239,15 +352,22 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 // JetStream is the JetStream context of the in-process connection.
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
-// Ready reports whether the server and the in-process connection are up.
+// Ready reports whether the server, the in-process connection and the
+// store are up.
 func (b *Bus) Ready() error {
-	if !b.srv.Running() {
+	b.mu.Lock()
+	srv, down := b.srv, b.down
+	b.mu.Unlock()
+	if down != "" {
+		return fmt.Errorf("store degraded: %s", down)
+	}
+	if srv == nil || !srv.Running() {
 		return errors.New("nats server not running")
 	}
 	if !b.nc.IsConnected() {
 		return fmt.Errorf("nats connection %s", b.nc.Status())
 	}
-	if !b.srv.JetStreamEnabled() {
+	if !srv.JetStreamEnabled() {
 		return errors.New("jetstream disabled")
 	}
 	return nil
@@ -255,15 +375,20 @@ func (b *Bus) Ready() error {
 
 // ClientURL is the URL of the TCP listener, or "" without one.
 func (b *Bus) ClientURL() string {
-	if b.srv.Addr() == nil {
+	b.mu.Lock()
+	srv := b.srv
+	b.mu.Unlock()
+	if srv == nil || srv.Addr() == nil {
 		return ""
 	}
-	return b.srv.ClientURL()
+	return srv.ClientURL()
 }
 
-// Close drains the connection, shuts the server down, waits for the store
-// to be closed, and releases the data dir.
+// Close stops the retries, drains the connection, shuts the server down,
+// waits for the store to be closed, and releases the data dir.
 func (b *Bus) Close() error {
+	close(b.stop)
+	<-b.done
 	b.shutdown()
 	if b.lock != nil {
 		if err := b.lock.Unlock(); err != nil {
@@ -282,8 +407,13 @@ func (b *Bus) shutdown() {
 		}
 	}
 	b.nc.Close()
-	b.srv.Shutdown()
-	b.srv.WaitForShutdown()
+	b.mu.Lock()
+	srv := b.srv
+	b.mu.Unlock()
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
 }
 
 // slogAdapter sends the server's logs through slog.
@@ -291,9 +421,43 @@ type slogAdapter struct {
 	log    *slog.Logger
 	domain string
 
-	mu       sync.Mutex
-	lastLeaf string
-	lastAt   time.Time
+	// storeErr hears the server's errors: a write error leaves a stream
+	// failing every write, and JetStream enabled, without telling clients
+	// more than a missing ack.
+	storeErr func(error)
+
+	mu          sync.Mutex
+	lastLeaf    string
+	lastAt      time.Time
+	lastErr     string
+	fatalLogged bool
+}
+
+// fatalSeen says the server gave up on something at start: with
+// JetStream failing, Start logs it as fatal and returns half done.
+func (a *slogAdapter) fatalSeen() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fatalLogged
+}
+
+// fatal is the last error the server logged: why JetStream did not start.
+func (a *slogAdapter) fatal() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lastErr == "" {
+		return "unknown error"
+	}
+	return a.lastErr
+}
+
+func (a *slogAdapter) remember(msg string) {
+	a.mu.Lock()
+	a.lastErr = msg
+	a.mu.Unlock()
+	if a.storeErr != nil {
+		a.storeErr(errors.New(msg))
+	}
 }
 
 // leafError says the server's leaf-node errors once a minute, not once a
@@ -330,9 +494,17 @@ func (a *slogAdapter) Warnf(f string, v ...any) {
 		a.log.Warn(msg)
 	}
 }
-func (a *slogAdapter) Fatalf(f string, v ...any) { a.log.Error(fmt.Sprintf(f, v...)) }
+func (a *slogAdapter) Fatalf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	a.mu.Lock()
+	a.fatalLogged = true
+	a.mu.Unlock()
+	a.remember(msg)
+	a.log.Error(msg)
+}
 func (a *slogAdapter) Errorf(f string, v ...any) {
 	if msg := fmt.Sprintf(f, v...); !a.leafError(msg) {
+		a.remember(msg)
 		a.log.Error(msg)
 	}
 }

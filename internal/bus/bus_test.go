@@ -147,7 +147,7 @@ func TestPublisherKeepsEventsWhileStoreFails(t *testing.T) {
 	if p.Pending() != 5 {
 		t.Errorf("pending %d while the store fails, want 5", p.Pending())
 	}
-	if err := b.ensureStreams(context.Background(), Options{}); err != nil {
+	if err := b.ensureEvents(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for p.Pending() > 0 {

@@ -35,9 +35,18 @@ type HistoryOptions struct {
 	PerContainer int
 	// MaxAge bounds the history by age.
 	MaxAge time.Duration
+	// MaxBytes bounds the history of all containers together on disk;
+	// 0 is DefaultHistoryMaxBytes. The oldest entries go first.
+	MaxBytes int64
 }
 
+// DefaultHistoryMaxBytes bounds the history when HistoryOptions do not.
+const DefaultHistoryMaxBytes = 64 << 20
+
 func (b *Bus) ensureHistory(ctx context.Context, o HistoryOptions) (jetstream.Stream, error) {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultHistoryMaxBytes
+	}
 	s, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              HistoryStream,
 		Description:       "HealMyDocker: recent events per container, for rebuilding the healer's state",
@@ -45,6 +54,8 @@ func (b *Bus) ensureHistory(ctx context.Context, o HistoryOptions) (jetstream.St
 		Storage:           jetstream.FileStorage,
 		MaxMsgsPerSubject: int64(max(o.PerContainer, 1)),
 		MaxAge:            o.MaxAge,
+		MaxBytes:          o.MaxBytes,
+		Discard:           jetstream.DiscardOld,
 		Duplicates:        10 * time.Minute,
 	})
 	if err != nil {
@@ -66,21 +77,34 @@ type History struct {
 }
 
 // OpenHistory creates the stream if need be and reads it whole: the
-// history per container id, oldest first.
+// history per container id, oldest first. With the store degraded it
+// returns no history, and queues what is published until the store is back.
 func (b *Bus) OpenHistory(ctx context.Context, host string, o HistoryOptions, log *slog.Logger) (*History, map[string][]events.Event, error) {
-	s, err := b.ensureHistory(ctx, o)
-	if err != nil {
-		return nil, nil, err
-	}
 	h := &History{js: b.js, host: host, log: log, last: map[string]uint64{}}
-	byID, err := h.load(ctx, s)
-	if err != nil {
-		return nil, nil, err
-	}
 	// No linger: a restart decision is written ahead of the restart, so a
 	// healer killed right after it still knows.
 	h.q = NewPublisher(b.js, 0, 0, log)
 	h.q.store = h.storeOne
+	h.q.Attach(b)
+	byID := map[string][]events.Event{}
+	err := b.addStream(ctx, streamSpec{name: HistoryStream, ensure: func(ctx context.Context) error {
+		_, err := b.ensureHistory(ctx, o)
+		return err
+	}})
+	if b.Down() != nil {
+		log.Warn("no history to rebuild the state from: the store is degraded; healing from Docker's state alone", "reason", b.Down())
+		return h, byID, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := b.js.Stream(ctx, HistoryStream)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", HistoryStream, err)
+	}
+	if byID, err = h.load(ctx, s); err != nil {
+		return nil, nil, err
+	}
 	return h, byID, nil
 }
 
@@ -141,6 +165,13 @@ func (h *History) Publish(e events.Event) {
 
 // Run stores queued history until ctx ends, then flushes.
 func (h *History) Run(ctx context.Context) error { return h.q.Run(ctx, 10*time.Second) }
+
+// Unstored is how many entries were still queued when Run returned.
+func (h *History) Unstored() int { return h.q.Unstored() }
+
+// Dropped is how many history entries were dropped, ever: beyond the
+// queue bound while the store was down, or not stored at shutdown.
+func (h *History) Dropped() uint64 { return h.q.Dropped() }
 
 // Healthy reports the last store error.
 func (h *History) Healthy() error { return h.q.Healthy() }

@@ -26,10 +26,19 @@ type Publisher struct {
 	mu    sync.Mutex
 	queue []events.Event
 	wake  chan struct{}
+	// kick cuts a retry's wait short: the store is back.
+	kick chan struct{}
+	// store is the bus whose state gates the writes, once attached.
+	bus *Bus
 	// urgent cuts a linger short: decisions and outcomes are what a
 	// healer killed mid-burst must not lose.
-	urgent  chan struct{}
-	dropped int
+	urgent chan struct{}
+	// dropped counts events dropped since the last log line about it;
+	// droppedTotal since the start, for the metric.
+	dropped      int
+	droppedTotal uint64
+	// unstored is what was left in the queue at shutdown.
+	unstored int
 	// lastErr is the error of the latest failed store, "" once one succeeds.
 	lastErr string
 	// store moves a batch into JetStream and says how many of its first
@@ -51,7 +60,7 @@ func NewPublisher(js jetstream.JetStream, max int, linger time.Duration, log *sl
 	if max <= 0 {
 		max = 100_000
 	}
-	p := &Publisher{js: js, log: log, max: max, linger: linger, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
+	p := &Publisher{js: js, log: log, max: max, linger: linger, wake: make(chan struct{}, 1), urgent: make(chan struct{}, 1), kick: make(chan struct{}, 1)}
 	p.store = p.storeAsync
 	return p
 }
@@ -61,7 +70,11 @@ func (p *Publisher) Publish(e events.Event) {
 	p.mu.Lock()
 	if len(p.queue) >= p.max {
 		p.queue = p.queue[1:]
+		if p.dropped == 0 {
+			p.log.Error("event queue full while the store is failing: dropping the oldest events; counted in hmd_events_dropped_total", "max", p.max)
+		}
 		p.dropped++
+		p.droppedTotal++
 	}
 	p.queue = append(p.queue, e)
 	p.mu.Unlock()
@@ -84,6 +97,36 @@ func (p *Publisher) Pending() int {
 	return len(p.queue)
 }
 
+// Attach makes the publisher wait for b's store while it is degraded
+// instead of trying writes, tell b of storage errors, and retry as soon as
+// the store is back.
+func (p *Publisher) Attach(b *Bus) {
+	p.bus = b
+	go func() {
+		for {
+			select {
+			case <-b.stop:
+				return
+			case <-b.Changed():
+			}
+			if b.Down() == nil {
+				select {
+				case p.kick <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+}
+
+// Dropped is how many events were dropped, ever: beyond the queue bound
+// while the store failed, or not stored at shutdown.
+func (p *Publisher) Dropped() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.droppedTotal
+}
+
 // Healthy reports the last store error, if the latest attempt failed.
 func (p *Publisher) Healthy() error {
 	p.mu.Lock()
@@ -95,19 +138,22 @@ func (p *Publisher) Healthy() error {
 }
 
 // Run stores queued events until ctx ends, then flushes what is left for
-// up to flushTimeout.
+// up to flushTimeout (not at all with the store down). What is still
+// queued then is counted as dropped; Unstored says how many.
 func (p *Publisher) Run(ctx context.Context, flushTimeout time.Duration) error {
 	for {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 			defer cancel()
-			for p.Pending() > 0 && fctx.Err() == nil {
+			for p.Pending() > 0 && fctx.Err() == nil && p.storeDown() == nil {
 				p.flush(fctx)
 			}
-			if n := p.Pending(); n > 0 {
-				p.log.Error("events not stored at shutdown", "count", n)
-			}
+			p.mu.Lock()
+			p.unstored = len(p.queue)
+			p.droppedTotal += uint64(len(p.queue))
+			p.queue = nil
+			p.mu.Unlock()
 			return nil
 		case <-p.wake:
 			if p.linger > 0 {
@@ -127,6 +173,20 @@ func (p *Publisher) Run(ctx context.Context, flushTimeout time.Duration) error {
 	}
 }
 
+// Unstored is how many events were still queued when Run returned.
+func (p *Publisher) Unstored() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unstored
+}
+
+func (p *Publisher) storeDown() error {
+	if p.bus == nil {
+		return nil
+	}
+	return p.bus.Down()
+}
+
 // batchSize bounds how many async publishes are outstanding at once.
 const batchSize = 256
 
@@ -134,17 +194,23 @@ func (p *Publisher) flush(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for {
 		p.mu.Lock()
-		if p.dropped > 0 {
-			p.log.Error("event queue full: dropped oldest events", "dropped", p.dropped, "max", p.max)
-			p.dropped = 0
-		}
 		n := min(len(p.queue), batchSize)
 		batch := append([]events.Event(nil), p.queue[:n]...)
 		p.mu.Unlock()
 		if n == 0 {
 			return
 		}
-		stored, err := p.store(ctx, batch)
+		stored, err := 0, p.storeDown()
+		if err != nil {
+			err = fmt.Errorf("store degraded: %w", err)
+		} else {
+			sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			stored, err = p.store(sctx, batch)
+			cancel()
+			if err != nil && p.bus != nil {
+				p.bus.StoreFailed(err)
+			}
+		}
 		if err != nil && ctx.Err() != nil {
 			// Shutting down: Run flushes again with its own deadline.
 			p.mu.Lock()
@@ -167,14 +233,18 @@ func (p *Publisher) flush(ctx context.Context) {
 			}
 			p.lastErr = msg
 		} else if p.lastErr != "" {
-			p.log.Info("storing events in jetstream works again", "pending", len(p.queue))
+			p.log.Info("storing events in jetstream works again", "pending", len(p.queue), "dropped", p.dropped)
 			p.lastErr = ""
+			p.dropped = 0
 		}
 		p.mu.Unlock()
 		if err != nil {
 			select {
 			case <-ctx.Done():
 				return
+			case <-p.kick:
+				backoff = 50 * time.Millisecond
+				continue
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 5*time.Second)

@@ -38,13 +38,18 @@ func RoutesBucketOf(ctx context.Context, js jetstream.JetStream) (jetstream.KeyV
 	return kv, nil
 }
 
+// RoutesMaxBytes bounds the routes bucket on disk: one URL per target.
+const RoutesMaxBytes = 16 << 20
+
 // OpenRoutesBucket creates the bucket if it is missing and returns it.
 func OpenRoutesBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      RoutesBucket,
-		Description: "HealMyDocker: notify URLs from container labels, by target id",
-		Storage:     jetstream.FileStorage,
-		History:     1,
+		Bucket:       RoutesBucket,
+		Description:  "HealMyDocker: notify URLs from container labels, by target id",
+		Storage:      jetstream.FileStorage,
+		History:      1,
+		MaxBytes:     RoutesMaxBytes,
+		MaxValueSize: 64 << 10,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", RoutesBucket, err)
@@ -52,13 +57,32 @@ func OpenRoutesBucket(ctx context.Context, js jetstream.JetStream) (jetstream.Ke
 	return kv, nil
 }
 
+// RoutesBucket keeps the routes bucket with the bus's other streams: made
+// again when the store comes back. With the store degraded it waits.
+func (b *Bus) RoutesBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := b.addStream(ctx, streamSpec{name: "KV_" + RoutesBucket, ensure: func(ctx context.Context) error {
+		var err error
+		kv, err = OpenRoutesBucket(ctx, b.js)
+		return err
+	}})
+	if err == nil {
+		return kv, nil
+	}
+	if err := b.WaitUp(ctx); err != nil {
+		return nil, err
+	}
+	return OpenRoutesBucket(ctx, b.js)
+}
+
 // Routes stores the notify URLs the healer finds in labels. Route never
 // blocks: the healer calls it on its event path, and the store may be slow
 // or down; a route that could not be stored is tried again when it is seen
 // again.
 type Routes struct {
-	kv  jetstream.KeyValue
-	log *slog.Logger
+	kv   jetstream.KeyValue
+	open func(context.Context) (jetstream.KeyValue, error)
+	log  *slog.Logger
 
 	mu     sync.Mutex
 	stored map[string]string
@@ -68,6 +92,14 @@ type Routes struct {
 // NewRoutes returns the writer of the routes bucket; Run must be running.
 func NewRoutes(kv jetstream.KeyValue, log *slog.Logger) *Routes {
 	return &Routes{kv: kv, log: log, stored: map[string]string{}, queue: make(chan [2]string, 256)}
+}
+
+// NewRoutesOpening is NewRoutes with the bucket opened at the first
+// route stored: the store may be down when the healer starts.
+func NewRoutesOpening(open func(context.Context) (jetstream.KeyValue, error), log *slog.Logger) *Routes {
+	r := NewRoutes(nil, log)
+	r.open = open
+	return r
 }
 
 // Route records that target id has this URL.
@@ -115,6 +147,13 @@ func (r *Routes) Run(ctx context.Context) error {
 func (r *Routes) store(ctx context.Context, id, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if r.kv == nil {
+		kv, err := r.open(ctx)
+		if err != nil {
+			return fmt.Errorf("open routes: %w", err)
+		}
+		r.kv = kv
+	}
 	e, err := r.kv.Get(ctx, id)
 	if err == nil && string(e.Value()) == url {
 		return nil

@@ -107,6 +107,9 @@ func serve(ctx context.Context, p Program, cfg config.Config, log *slog.Logger) 
 	err = g.Run()
 	stopPub()
 	wg.Wait()
+	if n := b.Publisher.Unstored(); n > 0 {
+		log.Error("events not stored at shutdown", "count", n)
+	}
 	return err
 }
 

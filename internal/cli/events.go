@@ -156,7 +156,7 @@ func openEvents(ctx context.Context, cfg config.Config, log *slog.Logger) (jetst
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "jetstream")); err != nil {
 		return nil, nil, fmt.Errorf("no event history in data dir %s (%v); give the healer's data dir, or --nats-url of a running healer", cfg.DataDir, err)
 	}
-	b, err := bus.Open(ctx, bus.Options{DataDir: cfg.DataDir, Logger: log})
+	b, err := bus.Open(ctx, bus.Options{DataDir: cfg.DataDir, ReadOnly: true, Logger: log})
 	if errors.Is(err, bus.ErrLocked) {
 		return nil, nil, fmt.Errorf("%w: a healer is running on %s; read its events through its NATS listener with --nats-url (and credentials)", err, cfg.DataDir)
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
@@ -133,6 +134,10 @@ type Config struct {
 	// ShutdownTimeout bounds the healer's stop, restarts in flight or not.
 	ShutdownTimeout time.Duration
 	Retention       time.Duration
+	// EventsMaxBytes and HistoryMaxBytes bound the streams on disk; the
+	// oldest events go first.
+	EventsMaxBytes  int64
+	HistoryMaxBytes int64
 
 	NotifyURL          Secret
 	NotifyURLFile      string
@@ -257,6 +262,19 @@ func integer(key string, def, lo, hi int, help string, f func(*Config) *int) set
 	}}
 }
 
+// byteSize reads 256MB, 1GiB, 300k or a number of bytes (KB, MB are 1024-based).
+func byteSize(key, def string, lo, hi int64, help string, f func(*Config) *int64) setting {
+	exp := fmt.Sprintf("a size from %s to %s, such as 256MB", units.BytesSize(float64(lo)), units.BytesSize(float64(hi)))
+	return setting{key: key, def: def, help: help, expected: exp, set: func(c *Config, v string) error {
+		n, err := units.RAMInBytes(strings.TrimSpace(v))
+		if err != nil || n < lo || n > hi {
+			return errors.New(exp)
+		}
+		*f(c) = n
+		return nil
+	}}
+}
+
 func boolean(key string, def bool, help string, f func(*Config) *bool) setting {
 	return setting{key: key, def: strconv.FormatBool(def), help: help, expected: "true or false", flagBool: true, set: func(c *Config, v string) error {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
@@ -332,6 +350,8 @@ func settings() []setting {
 		duration("docker_timeout", "10s", 100*time.Millisecond, 10*time.Minute, "how long a ping, inspect, list or connect may take before the daemon counts as hung (the healer reconnects and /readyz says 503)", func(c *Config) *time.Duration { return &c.DockerTimeout }),
 		duration("shutdown_timeout", "10s", time.Second, 10*time.Minute, "how long the healer takes at most to stop, restarts in flight or not; what is queued is flushed within it", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		duration("retention", "720h", 0, 100*365*24*time.Hour, "how long events are kept (0: for ever)", func(c *Config) *time.Duration { return &c.Retention }),
+		byteSize("events_max_bytes", "256MB", 1<<20, 1<<50, "bytes the events stream keeps on disk; the oldest events go first", func(c *Config) *int64 { return &c.EventsMaxBytes }),
+		byteSize("history_max_bytes", "64MB", 1<<20, 1<<50, "bytes the per-container history keeps on disk, all containers together; the oldest go first", func(c *Config) *int64 { return &c.HistoryMaxBytes }),
 		secret("notify_url", "incoming-webhook URLs (Slack, Mattermost) to notify, separated by commas or spaces", func(c *Config) *Secret { return &c.NotifyURL }).env("DEFAULT_NOTIFY_URL"),
 		str("notify_url_file", "", "file holding notify URLs (a Docker secret), added to notify_url", func(c *Config) *string { return &c.NotifyURLFile }),
 		enum("notify_level", "info", []string{"debug", "info", "warning"}, "what is notified: debug, info or warning", func(c *Config) *string { return &c.NotifyLevel }).env("DEFAULT_NOTIFY_LEVEL"),

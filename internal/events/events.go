@@ -79,7 +79,10 @@ const (
 	HealerStopped   Kind = "healer.stopped"
 	DockerConnected Kind = "healer.docker_connected"
 	DockerLost      Kind = "healer.docker_lost"
-	ConfigError     Kind = "config.error"
+	// Degraded: the healer's own store failed; it heals on from Docker's
+	// state and queues events until the store is back (`reason`).
+	Degraded    Kind = "healer.degraded"
+	ConfigError Kind = "config.error"
 )
 
 // ReasonFrameLimit is the reason of a restart skipped because the frame is
@@ -92,7 +95,7 @@ var Kinds = []Kind{
 	CleanupFound, CleanupRemoved, CleanupKept, CleanupFailed, NotifyFailed,
 	RestartRequested, RestartSkipped, GaveUp,
 	RestartSucceeded, RestartFailed, Stopped, ControlPaused, ControlResumed,
-	HealerStarted, HealerStopped, DockerConnected, DockerLost, ConfigError,
+	HealerStarted, HealerStopped, DockerConnected, DockerLost, Degraded, ConfigError,
 }
 
 // Category is the part of the kind before the dot: docker, decision, outcome, healer or config.

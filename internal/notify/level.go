@@ -39,7 +39,7 @@ func Wants(l Level, e events.Event) bool {
 	switch e.Kind() {
 	case events.GaveUp:
 		return true
-	case events.ConfigError:
+	case events.ConfigError, events.Degraded:
 		return true
 	case events.RestartSkipped:
 		return e.Data.Reason == events.ReasonFrameLimit

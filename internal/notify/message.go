@@ -65,6 +65,8 @@ func what(e events.Event) string {
 		return fmt.Sprintf("bad label %s=%q, expected %s", e.Data.Label, e.Data.Value, e.Data.Expected)
 	case events.DockerLost:
 		return "lost the Docker daemon"
+	case events.Degraded:
+		return "event store failed, healing on without it: " + e.Data.Reason
 	case events.DockerConnected:
 		return "connected to the Docker daemon"
 	case events.CleanupRemoved:

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
 	"github.com/healmydocker/healmydocker/test/waitlog"
@@ -62,7 +65,7 @@ func TestEventsCommand(t *testing.T) {
 	name := "hmd-events-" + env.RunID
 	dir := t.TempDir()
 	natsPort := freePort(t)
-	h := startHealer(t, dir, "--container-label", label, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
+	h := startHealer(t, dir, "--container-label", label, "--retention", "2h", "--events-max-bytes", "8MB", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
 		"--nats-user", "healer", "--nats-password", "hp", "--nats-reader-user", "reader", "--nats-reader-password", "rp")
 	reader := []string{fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_USER=reader", "HMD_NATS_PASSWORD=rp", "PATH=" + os.Getenv("PATH")}
 	live := followEvents(t, reader, "--container", name)
@@ -104,5 +107,20 @@ func TestEventsCommand(t *testing.T) {
 	}
 	if !restarted {
 		t.Errorf("the table lacks the restart:\n%s", table)
+	}
+	// Reading the store left the healer's retention and bound as they were.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Options{DataDir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, err := b.JetStream().Stream(ctx, bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.CachedInfo().Config; c.MaxAge != 2*time.Hour || c.MaxBytes != 8<<20 {
+		t.Errorf("after healer events --data-dir the stream keeps events for %s and %d bytes; the healer set 2h and 8 MiB", c.MaxAge, c.MaxBytes)
 	}
 }

@@ -34,7 +34,8 @@ func main() {
 	logLevel := flag.String("healer-log-level", "warn", "the healer's log level")
 	image := flag.String("image", "healmydocker:local", "the project's image, whose size is reported (empty: none)")
 	fleet := flag.Int("fleet-storm", 500, "containers per host in the fleet ingest storm (0: skip)")
-	only := flag.String("only", "", "run only this part: footprint, startup, scale, status, series or fleet")
+	only := flag.String("only", "", "run only this part: footprint, startup, scale, status, series, fleet or datadir")
+	flaps := flag.Int("flaps", 86400, "simulated seconds of one container flapping, for the data dir growth")
 	idle := flag.Duration("idle", 30*time.Second, "idle window for CPU time")
 	fpSizes := flag.String("footprint-sizes", "0,100,1000,10000", "watched containers per footprint row (the first is the baseline)")
 	heapOut := flag.String("heapprofile", "", "write a heap profile of an in-process healer at 10,000 watched containers to this file, and exit")
@@ -53,11 +54,12 @@ func main() {
 		"status":    func() (string, error) { return statusLoad(*healer) },
 		"series":    func() (string, error) { return series(*healer) },
 		"fleet":     func() (string, error) { return fleetIngest(*healer, *fleet) },
+		"datadir":   func() (string, error) { return dataDirGrowth(*healer, *flaps) },
 	}
 	if *only != "" {
 		part, ok := parts[*only]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "hmdbench: -only %q: want footprint, startup, scale, status, series or fleet\n", *only)
+			fmt.Fprintf(os.Stderr, "hmdbench: -only %q: want footprint, startup, scale, status, series, fleet or datadir\n", *only)
 			os.Exit(2)
 		}
 		sec, err := part()
