@@ -80,6 +80,9 @@ const (
 	DockerConnected Kind = "healer.docker_connected"
 	DockerLost      Kind = "healer.docker_lost"
 	ConfigError     Kind = "config.error"
+	// HealerPanic: a goroutine recovered from a panic on some input, dropped
+	// that input and went on.
+	HealerPanic Kind = "healer.panic"
 )
 
 // ReasonFrameLimit is the reason of a restart skipped because the frame is
@@ -92,7 +95,7 @@ var Kinds = []Kind{
 	CleanupFound, CleanupRemoved, CleanupKept, CleanupFailed, NotifyFailed,
 	RestartRequested, RestartSkipped, GaveUp,
 	RestartSucceeded, RestartFailed, Stopped, ControlPaused, ControlResumed,
-	HealerStarted, HealerStopped, DockerConnected, DockerLost, ConfigError,
+	HealerStarted, HealerStopped, DockerConnected, DockerLost, ConfigError, HealerPanic,
 }
 
 // Category is the part of the kind before the dot: docker, decision, outcome, healer or config.

@@ -38,6 +38,7 @@ func TestGoldenJSON(t *testing.T) {
 			DurationMS: 512.25, Attempt: 1, FrameRestarts: 1, Output: "db: connection refused",
 			LogTail: "GET /healthz 500\nerror: db: connection refused",
 		})},
+		{"healer_panic", New(HealerPanic, "0c7e9d3a-51d4-4f0e-9b8e-2a6f4c1d7e90", at, "", Data{Host: "host-1", Reason: "notify runner notify-3f2a", Error: "label value is not valid UTF-8"})},
 		{"healer_started", New(HealerStarted, "5b0f2f8e-7c1e-4a57-9a0b-1f1c2d3e4f50", at, "", Data{Host: "host-1", Version: "1.0.0"})},
 	}
 	for _, tt := range tests {
