@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/internal/safe"
 )
 
 // Settings are the notifier's configuration, as read by either binary.
@@ -155,9 +156,13 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 }
 
 func (sv *Service) run(ctx context.Context, r *Runner) {
-	if err := r.Run(ctx); err != nil && ctx.Err() == nil {
-		sv.log.Error("notifier: target stopped", "target", r.Target.Name(), "err", err)
-	}
+	g := &safe.Guard{Log: sv.log, Pub: sv.pub, Host: sv.host}
+	// Deliveries recover on their own; this is for the rest of the runner.
+	_ = g.Call("notify runner "+r.ID, func() string { return r.Target.Name() }, func() {
+		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+			sv.log.Error("notifier: target stopped", "target", r.Target.Name(), "err", err)
+		}
+	})
 }
 
 // RunWatching runs the service with the routes in kv.
