@@ -66,6 +66,7 @@ type App struct {
 	// stopBy is when the stop must be over (the shutdown bound).
 	stopBy time.Time
 
+	selWarn   selectionWarnings
 	dockerUp  atomic.Bool
 	dockerErr atomic.Pointer[string]
 	httpAddr  atomic.Pointer[net.Addr]
@@ -302,13 +303,7 @@ func (a *App) Run(ctx context.Context) error {
 	var g run.Group
 	gctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
-	watcher := docker.NewWatcher(a.docker, func(o events.Observed) {
-		a.observed.WithLabelValues(string(o.Kind)).Inc()
-		a.healer.Handle(o)
-		if o.Kind == events.DockerDestroy {
-			a.forgetSeries(o.Name)
-		}
-	}, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
+	watcher := docker.NewWatcher(a.docker, a.observe, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
 	watcher.ReconcileEvery(a.cfg.DockerReconcileInterval)
 	watcher.Selects(func(labels map[string]string, name string) bool {
 		return config.Selected(labels, a.cfg.ContainerLabel) && config.InNamespace(name, a.cfg.Namespace)
@@ -334,6 +329,7 @@ func (a *App) Run(ctx context.Context) error {
 			Addr: netJoin(a.cfg.HTTPAddress, a.cfg.HTTPPort), Prefix: a.cfg.HTTPPrefix, Token: a.cfg.HTTPToken.Reveal(), MaxStreams: a.cfg.HTTPMaxStreams,
 			Ready: a.Ready, Metrics: promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
 			Status: a.Status, Control: a.Control, Subscribe: func(f func([]byte)) (func(), error) { return bus.Live(a.bus.Conn(), f) }, Log: a.log.With("component", "http"),
+			Guard: a.guard(),
 		})
 		srv.OnBound(func(addr net.Addr) { a.httpAddr.Store(&addr) })
 		g.Add(func() error { return srv.Run(gctx) }, func(error) { cancel() })

@@ -1,0 +1,63 @@
+package app
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/healmydocker/healmydocker/internal/config"
+	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/internal/safe"
+)
+
+// guard reports panics on outside input as healer.panic.
+func (a *App) guard() *safe.Guard { return &safe.Guard{Log: a.log, Pub: a.pub, Host: a.host} }
+
+// observe is the Docker watcher's sink. A panic on one container's event
+// is reported with the event and the next event is read as usual.
+func (a *App) observe(o events.Observed) {
+	_ = a.guard().Call("docker watcher sink", func() string {
+		return fmt.Sprintf("%s %s %s (%d labels)", o.Kind, events.ShortID(o.ContainerID), o.Name, len(o.Labels))
+	}, func() {
+		a.warnSelection(o)
+		a.observed.WithLabelValues(string(o.Kind)).Inc()
+		a.healer.Handle(o)
+		if o.Kind == events.DockerDestroy {
+			a.forgetSeries(o.Name)
+		}
+	})
+}
+
+// selectionWarnings remembers the bad selection labels already told.
+type selectionWarnings struct {
+	mu   sync.Mutex
+	told map[string]bool
+}
+
+// warnSelection tells, once per container, label and value, of a
+// selection label whose value is not a boolean: it selects nothing, and
+// the operator should hear of it rather than wonder.
+func (a *App) warnSelection(o events.Observed) {
+	if !config.InNamespace(o.Name, a.cfg.Namespace) {
+		return
+	}
+	for _, e := range config.SelectionErrors(o.Labels, a.cfg.ContainerLabel) {
+		key := o.ContainerID + "\x00" + e.Label + "\x00" + e.Value
+		a.selWarn.mu.Lock()
+		if a.selWarn.told == nil {
+			a.selWarn.told = map[string]bool{}
+		}
+		told := a.selWarn.told[key]
+		a.selWarn.told[key] = true
+		a.selWarn.mu.Unlock()
+		if told {
+			continue
+		}
+		v := safe.Bound(e.Value, 256)
+		a.log.Warn("selection label is not a boolean; it is ignored", "container", o.Name, "label", e.Label, "value", v, "expected", e.Expected)
+		a.pub.Publish(events.New(events.ConfigError, events.DerivedID(o.ID(a.host)+"/"+e.Label, events.ConfigError), time.Now(), o.Name, events.Data{
+			Host: a.host, ContainerID: o.ContainerID, Container: o.Name, Label: e.Label, Value: v, Expected: e.Expected,
+			Reason: "selection label is not a boolean; it is ignored",
+		}))
+	}
+}
