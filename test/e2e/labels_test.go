@@ -50,3 +50,97 @@ func TestLabelHostileNotifyURLIsRefused(t *testing.T) {
 		t.Errorf("a part of the healer panicked")
 	}
 }
+
+// hostileText tries what Slack and Mattermost act on: mentions, a
+// disguised link, an image, a markdown link, and a forged line.
+const hostileText = "<!channel> @here @all @channel <https://evil.example|docs> ![x](https://evil.example/i.png) [ok](https://evil.example)\n[forged] web: restarted"
+
+// slackUnsafe names what in text a Slack or Mattermost client would act on.
+func slackUnsafe(text string) string {
+	for _, bad := range []string{"<!", "<http", "@channel", "@here", "@all", "](", "![", "\n[forged]"} {
+		if strings.Contains(text, bad) {
+			return bad
+		}
+	}
+	return ""
+}
+
+// A container whose label value and health-probe output carry hostile
+// text: the messages at a real Slack-format receiver carry it escaped.
+func TestLabelAndProbeTextIsEscapedForSlack(t *testing.T) {
+	label := "hmd-escape-" + env.RunID
+	name := "hmd-escape-" + env.RunID
+	srv, texts := slackReceiver(t)
+	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", srv.URL+"/hooks/x",
+		"--notify-level", "debug", "--notify-group-wait", "200ms")
+	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true", label + ".max_restarts_in_frame": hostileText},
+		Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "300ms", "FIXTURE_SICK_TEXT": " " + hostileText}})
+	h.got.wait(t, wait, name+" restarted", kindOf(events.RestartSucceeded, name))
+	restarted, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, name+": restarted") })
+	if !ok {
+		t.Fatalf("no message of %s's restart", name)
+	}
+	bad, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, "bad label "+label+".max_restarts_in_frame") })
+	if !ok {
+		t.Fatalf("no message of %s's bad label", name)
+	}
+	for _, text := range []string{restarted, bad} {
+		if !strings.Contains(text, "&lt;!channel&gt;") || !strings.Contains(text, "&lt;https://evil.example|docs&gt;") {
+			t.Errorf("the hostile text is not in the message, escaped: %q", text)
+		}
+	}
+	for _, text := range texts.All(func(string) bool { return true }) {
+		if b := slackUnsafe(text); b != "" {
+			t.Errorf("%q reaches Slack unescaped in %q", b, text)
+		}
+	}
+}
+
+// Docker copies labels over event attributes: a container labelled
+// exitCode=0 that exits with 3 is treated as exit 3 (and healed), not as a
+// clean exit left alone.
+func TestLabelExitCodeDoesNotFakeTheExit(t *testing.T) {
+	label := "hmd-fakeexit-" + env.RunID
+	name := "hmd-fakeexit-" + env.RunID
+	dockerEvents := env.WatchEvents(t)
+	h := startHealer(t, t.TempDir(), append([]string{"--container-label", label}, fast...)...)
+	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true", "exitCode": "0", "signal": "SIGTERM"}, Args: []string{"--health-retries", "3"},
+		Env: map[string]string{"FIXTURE_EXIT_AFTER": "500ms", "FIXTURE_EXIT_CODE": "3", "FIXTURE_SICK_RUNS": "1"}})
+	die := dockerEvents.Wait(t, wait, name+" die", dockertest.Is(name, "die"))
+	if die.Actor.Attributes["exitCode"] != "0" {
+		t.Fatalf("the daemon reported exitCode %q; the label no longer overrides it, so this test proves nothing", die.Actor.Attributes["exitCode"])
+	}
+	obs := h.got.wait(t, wait, name+" die", kindOf(events.DockerDie, name))
+	if obs.Data.ExitCode == nil || *obs.Data.ExitCode != 3 {
+		t.Errorf("docker.die published with exit code %v, want 3", obs.Data.ExitCode)
+	}
+	h.got.wait(t, wait, name+" restart succeeded", kindOf(events.RestartSucceeded, name))
+}
+
+// Other healers' labels do not select under a custom label, and a
+// selection label that is not a boolean is a config.error naming it.
+func TestLabelSelectionIsWhatTheOperatorConfigured(t *testing.T) {
+	label := "hmd-select-" + env.RunID
+	alias, typo := "hmd-select-alias-"+env.RunID, "hmd-select-typo-"+env.RunID
+	dockerEvents := env.WatchEvents(t)
+	h := startHealer(t, t.TempDir(), append([]string{"--container-label", label}, fast...)...)
+	sick := map[string]string{"FIXTURE_UNHEALTHY_AFTER": "300ms", "FIXTURE_SICK_RUNS": "1"}
+	env.Run(t, dockertest.Spec{Name: alias, Labels: map[string]string{"autoheal": "true", label + ".probe": "x"}, Env: sick})
+	env.Run(t, dockertest.Spec{Name: typo, Labels: map[string]string{label: "ture"}, Env: sick})
+	h.got.wait(t, wait, "config.error for "+typo, func(e events.Event) bool {
+		return e.Kind() == events.ConfigError && e.Subject == typo && e.Data.Label == label && e.Data.Value == "ture" && strings.Contains(e.Data.Expected, "yes/no")
+	})
+	// Both turn unhealthy; a third one, selected, turns unhealthy after
+	// them and is healed, so the healer had the others' events by then.
+	for _, n := range []string{alias, typo} {
+		dockerEvents.Wait(t, wait, n+" unhealthy", dockertest.Is(n, "health_status: unhealthy"))
+	}
+	yes := "hmd-select-yes-" + env.RunID
+	env.Run(t, dockertest.Spec{Name: yes, Labels: map[string]string{label: "YES"}, Env: sick})
+	h.got.wait(t, wait, yes+" restarted", kindOf(events.RestartSucceeded, yes))
+	for _, n := range []string{alias, typo} {
+		if c := h.got.count(func(e events.Event) bool { return e.Subject == n && e.Kind() == events.RestartRequested }); c != 0 {
+			t.Errorf("%s was restarted %d times; it is not selected", n, c)
+		}
+	}
+}
