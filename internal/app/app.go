@@ -67,6 +67,7 @@ type App struct {
 	stopBy time.Time
 
 	selWarn   selectionWarnings
+	overrides *config.Overrides
 	dockerUp  atomic.Bool
 	dockerErr atomic.Pointer[string]
 	httpAddr  atomic.Pointer[net.Addr]
@@ -120,6 +121,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		return nil, err
 	}
 	a.routes = bus.NewRoutes(a.kv, log.With("component", "routes"))
+	a.overrides = config.NewOverrides(cfg.ContainerLabel)
 	log.Info("state rebuilt from history", "containers", len(initial), "took", time.Since(started))
 
 	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -316,6 +318,7 @@ func (a *App) Run(ctx context.Context) error {
 		g.Add(func() error { return cl.Run(gctx) }, func(error) { cancel() })
 	}
 	g.Add(func() error { return a.routes.Run(gctx) }, func(error) { cancel() })
+	g.Add(func() error { return a.refreshRoutes(gctx) }, func(error) { cancel() })
 	if a.cfg.HubURL != "" {
 		g.Add(func() error {
 			return a.bus.JoinFleet(gctx, a.cfg.HubDomain, a.cfg.HubStream, events.SanitizeToken(a.host), a.log.With("component", "fleet"))

@@ -1,7 +1,9 @@
 package app
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +22,7 @@ func (a *App) observe(o events.Observed) {
 		return fmt.Sprintf("%s %s %s (%d labels)", o.Kind, events.ShortID(o.ContainerID), o.Name, len(o.Labels))
 	}, func() {
 		a.warnSelection(o)
+		a.useRoute(o.Name, o.Labels)
 		a.observed.WithLabelValues(string(o.Kind)).Inc()
 		a.healer.Handle(o)
 		if o.Kind == events.DockerDestroy {
@@ -59,5 +62,41 @@ func (a *App) warnSelection(o events.Observed) {
 			Host: a.host, ContainerID: o.ContainerID, Container: o.Name, Label: e.Label, Value: v, Expected: e.Expected,
 			Reason: "selection label is not a boolean; it is ignored",
 		}))
+	}
+}
+
+// useRoute records the container's own notify target with the container,
+// so the target's consumer reads only the subjects of the containers that
+// name it.
+func (a *App) useRoute(name string, labels map[string]string) {
+	if name == "" || !config.Selected(labels, a.cfg.ContainerLabel) || !config.InNamespace(name, a.cfg.Namespace) {
+		return
+	}
+	if u := a.overrides.NotifyURL(a.cfg.Policy, labels); u != "" {
+		a.routes.Use(events.NotifyTargetID(u), u, strings.TrimPrefix(name, "/"))
+	}
+}
+
+// refreshRoutes tells the routes, hourly, of the containers that still
+// name them: a container that runs well sends no events for days, and its
+// route must not be taken for idle.
+func (a *App) refreshRoutes(ctx context.Context) error {
+	t := time.NewTicker(30 * time.Minute)
+	defer t.Stop()
+	for {
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		cs, err := a.docker.List(lctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			a.log.Debug("notify routes: cannot list containers; trying again later", "err", err)
+		}
+		for _, c := range cs {
+			_ = a.guard().Call("notify routes refresh", func() string { return c.Name }, func() { a.useRoute(c.Name, c.Labels) })
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }

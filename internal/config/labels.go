@@ -178,6 +178,17 @@ func (o *Overrides) Policy(base Policy, labels map[string]string) (Policy, []Lab
 	return p, errs
 }
 
+// NotifyURL is the container's own notify URL as Policy would take it, ""
+// if it names none or a refused one; it is cheap for the containers
+// without a notify_url label.
+func (o *Overrides) NotifyURL(base Policy, labels map[string]string) string {
+	if _, _, ok := o.lookup(labels, "notify_url"); !ok {
+		return ""
+	}
+	p, _ := o.Policy(base, labels)
+	return p.NotifyURL
+}
+
 // lookup finds <label>.<key>, else Repairman's label for key.
 func (o *Overrides) lookup(labels map[string]string, key string) (string, string, bool) {
 	for _, name := range [...]string{o.prefix + key, Repairman + key} {

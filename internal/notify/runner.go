@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -39,7 +40,10 @@ type Runner struct {
 	Default bool
 	// StartAt is where a consumer created now starts; zero means at new
 	// events.
-	StartAt   time.Time
+	StartAt time.Time
+	// Subjects limit what the consumer reads (a container target's own
+	// containers); none reads every event.
+	Subjects  []string
 	JS        jetstream.JetStream
 	Stream    string
 	Target    Target
@@ -201,7 +205,7 @@ func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		if r.pos == 0 {
 			r.pos = c.CachedInfo().AckFloor.Stream
 		}
-		return c, nil
+		return r.refilter(ctx, c)
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("notifier: read consumer %s: %w", r.ID, err)
 	}
@@ -212,6 +216,9 @@ func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		MaxAckPending: 100_000,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		FilterSubject: events.SubjectRoot + ".>",
+	}
+	if len(r.Subjects) > 0 {
+		cfg.FilterSubject, cfg.FilterSubjects = "", r.Subjects
 	}
 	switch {
 	case r.pos > 0:
@@ -241,6 +248,23 @@ func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("notifier: create consumer %s: %w", r.ID, err)
+	}
+	return c, nil
+}
+
+// refilter brings an existing consumer's filter to r.Subjects.
+func (r *Runner) refilter(ctx context.Context, c jetstream.Consumer) (jetstream.Consumer, error) {
+	if len(r.Subjects) == 0 {
+		return c, nil
+	}
+	cfg := c.CachedInfo().Config
+	if slices.Equal(cfg.FilterSubjects, r.Subjects) && cfg.FilterSubject == "" {
+		return c, nil
+	}
+	cfg.FilterSubject, cfg.FilterSubjects = "", r.Subjects
+	c, err := r.JS.UpdateConsumer(ctx, r.Stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: narrow consumer %s to its containers: %w", r.ID, err)
 	}
 	return c, nil
 }

@@ -144,3 +144,32 @@ func TestLabelSelectionIsWhatTheOperatorConfigured(t *testing.T) {
 		}
 	}
 }
+
+// A container's own target reads only the subjects of the containers that
+// name it, not every event.
+func TestLabelTargetReadsOnlyItsContainers(t *testing.T) {
+	label := "hmd-narrow-" + env.RunID
+	name := "hmd-narrow-" + env.RunID
+	own, texts := slackReceiver(t)
+	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-level", "debug", "--notify-group-wait", "200ms")
+	url := own.URL + "/hooks/own"
+	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true", label + ".notify_url": url},
+		Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "300ms"}})
+	if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, name+": restarted") }); !ok {
+		t.Fatalf("%s's restart did not reach its own target", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := h.Bus().JetStream().Consumer(ctx, bus.EventsStream, events.NotifyTargetID(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "hmd.*." + events.SanitizeToken(name) + ".>"
+	if info.Config.FilterSubject != "" || len(info.Config.FilterSubjects) != 1 || info.Config.FilterSubjects[0] != want {
+		t.Errorf("the target's consumer reads %q %q, want only %q", info.Config.FilterSubject, info.Config.FilterSubjects, want)
+	}
+}
