@@ -84,7 +84,9 @@ func TestLabelAndProbeTextIsEscapedForSlack(t *testing.T) {
 	if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, "last probe said: fixture run") && escaped(s) }); !ok {
 		t.Fatalf("no message of %s's restart with its probe output, escaped", name)
 	}
-	if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, "bad label "+label+".max_restarts_in_frame") && escaped(s) }); !ok {
+	if _, ok := texts.WaitNth(wait, 1, func(s string) bool {
+		return strings.Contains(s, "bad label "+label+".max_restarts_in_frame") && escaped(s)
+	}); !ok {
 		t.Fatalf("no message of %s's bad label with its value, escaped", name)
 	}
 	for _, text := range texts.All(func(string) bool { return true }) {
