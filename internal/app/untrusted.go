@@ -81,9 +81,16 @@ func (a *App) useRoute(name string, labels map[string]string) {
 // name them: a container that runs well sends no events for days, and its
 // route must not be taken for idle.
 func (a *App) refreshRoutes(ctx context.Context) error {
+	// Not at start: events bring the routes in use then, and the listing
+	// at connect is the only one a start costs the daemon.
 	t := time.NewTicker(30 * time.Minute)
 	defer t.Stop()
 	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 		lctx, cancel := context.WithTimeout(ctx, time.Minute)
 		cs, err := a.docker.List(lctx)
 		cancel()
@@ -92,11 +99,6 @@ func (a *App) refreshRoutes(ctx context.Context) error {
 		}
 		for _, c := range cs {
 			_ = a.guard().Call("notify routes refresh", func() string { return c.Name }, func() { a.useRoute(c.Name, c.Labels) })
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
 		}
 	}
 }
