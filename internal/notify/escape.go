@@ -34,16 +34,19 @@ func EscapeSlack(s string) string { return slackReplacer.Replace(clean(s)) }
 // broken up (Discord and Teams read them), control characters as spaces.
 func EscapePlain(s string) string { return plainReplacer.Replace(clean(s)) }
 
-// clean makes s valid UTF-8 and turns control and bidi/format characters
-// into spaces (a right-to-left override can make a line read backwards).
+// clean makes s valid UTF-8, turns line breaks into spaces (no forged
+// lines) and drops other control and bidi/format characters (a
+// right-to-left override can make a line read backwards).
 func clean(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r == '\u200d':
 			return r
-		case unicode.IsControl(r), unicode.Is(unicode.Cf, r), r == '\u2028', r == '\u2029':
+		case r == '\n', r == '\r', r == '\t', r == '\v', r == '\f', r == '\u0085', r == '\u2028', r == '\u2029':
 			return ' '
+		case unicode.IsControl(r), unicode.Is(unicode.Cf, r):
+			return -1
 		}
 		return r
 	}, s)
@@ -59,6 +62,12 @@ func escapeEvent(e events.Event, esc Escape) events.Event {
 	} {
 		*p = esc(*p)
 	}
+	// Log lines stay lines: logtail quotes each behind a bar.
+	lines := strings.Split(d.LogTail, "\n")
+	for i, l := range lines {
+		lines[i] = esc(l)
+	}
+	d.LogTail = strings.Join(lines, "\n")
 	return e
 }
 

@@ -38,7 +38,7 @@ func TestRenderEscapesOutsideTextForSlack(t *testing.T) {
 	t.Parallel()
 	code := 3
 	evs := []events.Event{
-		events.New(events.RestartSucceeded, "1", time.Now(), hostile, events.Data{Host: "h", Container: hostile, Reason: hostile, Output: hostile, ExitCode: &code, Error: hostile}),
+		events.New(events.RestartSucceeded, "1", time.Now(), hostile, events.Data{Host: "h", Container: hostile, Reason: hostile, Output: hostile, ExitCode: &code, Error: hostile, LogTail: "ok\n" + hostile}),
 		events.New(events.ConfigError, "2", time.Now(), "web", events.Data{Host: "h", Container: "web", Label: "healme." + hostile, Value: hostile, Expected: "x"}),
 		events.New(events.CleanupRemoved, "3", time.Now(), "web", events.Data{Host: "h", Canonical: hostile}),
 	}
