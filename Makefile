@@ -30,7 +30,8 @@ test: docker-check
 # the fuzzers for a short fixed time each (FUZZTIME=10m for a long run).
 FUZZTIME ?= 10s
 FUZZ := internal/cleaner:FuzzStrip internal/config:FuzzPolicyFor internal/config:FuzzLoadEnv \
-	internal/events:FuzzUnmarshal internal/events:FuzzSanitizeToken internal/docker:FuzzConvert
+	internal/events:FuzzUnmarshal internal/events:FuzzSanitizeToken internal/docker:FuzzConvert \
+	internal/notify:FuzzUntrustedLabels
 faults: docker-check
 	$(GO) test -race -count=1 -tags faults -run 'TestFault' -timeout 10m ./test/e2e
 	@set -e; for f in $(FUZZ); do \

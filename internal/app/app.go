@@ -67,6 +67,8 @@ type App struct {
 
 	// pubReady is the publisher once built, for the store's state changes.
 	pubReady  atomic.Pointer[bus.Publisher]
+	selWarn   selectionWarnings
+	overrides *config.Overrides
 	dockerUp  atomic.Bool
 	dockerErr atomic.Pointer[string]
 	httpAddr  atomic.Pointer[net.Addr]
@@ -121,6 +123,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	}
 	a.hist = hist
 	a.routes = bus.NewRoutesOpening(b.RoutesBucket, log.With("component", "routes"))
+	a.overrides = config.NewOverrides(cfg.ContainerLabel)
 	log.Info("state rebuilt from history", "containers", len(initial), "took", time.Since(started))
 
 	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -323,13 +326,7 @@ func (a *App) Run(ctx context.Context) error {
 	var g run.Group
 	gctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
-	watcher := docker.NewWatcher(a.docker, func(o events.Observed) {
-		a.observed.WithLabelValues(string(o.Kind)).Inc()
-		a.healer.Handle(o)
-		if o.Kind == events.DockerDestroy {
-			a.forgetSeries(o.Name)
-		}
-	}, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
+	watcher := docker.NewWatcher(a.docker, a.observe, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
 	watcher.ReconcileEvery(a.cfg.DockerReconcileInterval)
 	watcher.Selects(func(labels map[string]string, name string) bool {
 		return config.Selected(labels, a.cfg.ContainerLabel) && config.InNamespace(name, a.cfg.Namespace)
@@ -342,6 +339,7 @@ func (a *App) Run(ctx context.Context) error {
 		g.Add(func() error { return cl.Run(gctx) }, func(error) { cancel() })
 	}
 	g.Add(func() error { return a.routes.Run(gctx) }, func(error) { cancel() })
+	g.Add(func() error { return a.refreshRoutes(gctx) }, func(error) { cancel() })
 	if a.cfg.HubURL != "" {
 		g.Add(func() error {
 			if err := a.bus.WaitUp(gctx); err != nil {
@@ -364,6 +362,7 @@ func (a *App) Run(ctx context.Context) error {
 			Addr: netJoin(a.cfg.HTTPAddress, a.cfg.HTTPPort), Prefix: a.cfg.HTTPPrefix, Token: a.cfg.HTTPToken.Reveal(), MaxStreams: a.cfg.HTTPMaxStreams,
 			Ready: a.Ready, Metrics: promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}),
 			Status: a.Status, Control: a.Control, Subscribe: func(f func([]byte)) (func(), error) { return bus.Live(a.bus.Conn(), f) }, Log: a.log.With("component", "http"),
+			Guard: a.guard(),
 		})
 		srv.OnBound(func(addr net.Addr) { a.httpAddr.Store(&addr) })
 		g.Add(func() error { return srv.Run(gctx) }, func(error) { cancel() })

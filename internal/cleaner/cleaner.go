@@ -10,6 +10,7 @@ import (
 
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/internal/safe"
 )
 
 // TriggerKinds are the events that ask for a sweep; healthy, because a
@@ -77,7 +78,7 @@ func (c *Cleaner) Run(ctx context.Context) error {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	for {
-		if next := c.Sweep(ctx); !next.IsZero() {
+		if next := c.sweepSafely(ctx); !next.IsZero() {
 			retry.Reset(time.Until(next))
 		}
 		select {
@@ -95,6 +96,14 @@ func (c *Cleaner) Run(ctx context.Context) error {
 			drain(c.o.Triggers)
 		}
 	}
+}
+
+// sweepSafely sweeps; a panic on some container's labels or names is
+// reported as healer.panic and the next sweep comes as usual.
+func (c *Cleaner) sweepSafely(ctx context.Context) (next time.Time) {
+	g := &safe.Guard{Log: c.o.Log, Pub: c.o.Publisher, Host: c.o.Host}
+	_ = g.Call("cleaner sweep", nil, func() { next = c.Sweep(ctx) })
+	return next
 }
 
 func drain(ch <-chan struct{}) {

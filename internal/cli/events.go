@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -182,14 +183,29 @@ func (p printer) print(data []byte) {
 	}
 	e, err := events.Unmarshal(data)
 	if err != nil {
-		fmt.Fprintf(p.w, "%-23s  %s\n", "?", "undecodable event: "+err.Error())
+		fmt.Fprintf(p.w, "%-23s  %s\n", "?", terminalSafe("undecodable event: "+err.Error()))
 		return
 	}
 	container := e.Subject
 	if container == "" {
 		container = "-"
 	}
-	fmt.Fprintf(p.w, "%-23s  %-12s  %-28s  %-30s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05.000"), e.Data.Host, container, e.Kind(), details(e.Data))
+	fmt.Fprintf(p.w, "%-23s  %-12s  %-28s  %-30s  %s\n", e.Time.Local().Format("2006-01-02 15:04:05.000"),
+		terminalSafe(e.Data.Host), terminalSafe(container), terminalSafe(string(e.Kind())), terminalSafe(details(e.Data)))
+}
+
+// terminalSafe drops what a terminal would obey instead of show: escape
+// sequences and other control characters (C0 and C1), and the format
+// characters that reorder text. Events carry outside text: label values,
+// probe output, Docker's errors.
+func terminalSafe(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // details is the part of an event's data a person reads first.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -70,6 +69,9 @@ type Policy struct {
 	// NotifyLogLines is how many of the container's last log lines a crash
 	// or unhealthy restart carries (0: none).
 	NotifyLogLines int
+	// NotifyLabelTargets limits the notify_url labels: empty allows any,
+	// "off" none, else a comma list of schemes and hosts; see LabelTargetAllowed.
+	NotifyLabelTargets string
 }
 
 // Actions a policy may take on a container that needs healing.
@@ -277,9 +279,9 @@ func byteSize(key, def string, lo, hi int64, help string, f func(*Config) *int64
 
 func boolean(key string, def bool, help string, f func(*Config) *bool) setting {
 	return setting{key: key, def: strconv.FormatBool(def), help: help, expected: "true or false", flagBool: true, set: func(c *Config, v string) error {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			return errors.New("true or false")
+		b, ok := ParseBool(v)
+		if !ok {
+			return errors.New(boolExpected)
 		}
 		*f(c) = b
 		return nil
@@ -358,6 +360,7 @@ func settings() []setting {
 		duration("notify_group_wait", "5s", 0, time.Hour, "events for one target within this time go out as one message", func(c *Config) *time.Duration { return &c.NotifyGroupWait }),
 		duration("notify_max_backoff", "1m", time.Second, time.Hour, "the longest wait between retries of a target that fails (it is retried until it takes the message)", func(c *Config) *time.Duration { return &c.NotifyMaxBackoff }),
 		str("notify_username", "HealMyDocker", "username of Mattermost messages", func(c *Config) *string { return &c.NotifyUsername }),
+		str("notify_label_targets", "", "which notify_url labels are followed: empty for any, off for none, or a comma list of allowed schemes and hosts", func(c *Config) *string { return &c.Policy.NotifyLabelTargets }),
 		str("notify_template_file", "", "Go text/template file for messages (default: one line per event)", func(c *Config) *string { return &c.NotifyTemplateFile }),
 		str("nats_listen", "", "host:port of a NATS listener for split mode and subscribers (default: none)", func(c *Config) *string { return &c.NATSListen }),
 		str("nats_url", "", "NATS URL of the healer, for the split notifier and cleaner", func(c *Config) *string { return &c.NATSURL }),
@@ -630,9 +633,8 @@ func validate(c *Config) error {
 	}
 	for _, u := range strings.FieldsFunc(c.NotifyURL.Reveal(), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' }) {
 		// Services are checked when the notifier builds its targets; here
-		// only that it is a URL at all.
-		p, err := url.Parse(u)
-		if err != nil || p.Scheme == "" {
+		// that it is a well-formed URL of a known scheme.
+		if CheckNotifyURL(u) != nil {
 			return &Error{Key: "notify_url", Value: "[redacted]", Expected: "URLs: an http(s) incoming webhook (Slack, Mattermost) or a Shoutrrr service URL"}
 		}
 	}

@@ -41,8 +41,8 @@ func (o *Overrides) Applied(labels map[string]string) []AppliedLabel {
 	}
 	if name, v, ok := o.lookup(labels, "notify_url"); ok {
 		a := AppliedLabel{Label: name, Key: "notify_url", Value: "[redacted]"}
-		if !validNotifyURL(v) {
-			a.Error = "expected a notification URL with a scheme (https://..., gotify://...)"
+		if err := CheckNotifyURL(strings.TrimSpace(v)); err != nil {
+			a.Error = "expected a notification URL: " + err.Error()
 		}
 		out = append(out, a)
 	}
@@ -102,19 +102,16 @@ func (p Policy) Values() map[string]string {
 func SelectedBy(labels map[string]string, label string) (bool, string) {
 	name := LabelPrefix(label)
 	if v, ok := labels[name]; ok {
-		sel := isTrue(v) || (label == "all" && !isFalse(v))
-		if sel {
+		b, valid := ParseBool(v)
+		if valid && b || (label == "all" && !(valid && !b)) {
 			return true, name + "=" + v
 		}
 		return false, name + "=" + v
 	}
-	for _, a := range selectAliases {
+	for _, a := range aliasesFor(label) {
 		if v, ok := labels[a]; ok {
-			if isFalse(v) {
-				return false, a + "=" + v
-			}
-			if isTrue(v) {
-				return true, a + "=" + v
+			if b, valid := ParseBool(v); valid {
+				return b, a + "=" + v
 			}
 		}
 	}

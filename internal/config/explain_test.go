@@ -17,7 +17,8 @@ func TestSelectedByAgreesWithSelected(t *testing.T) {
 		{"own label", map[string]string{"x": "true"}, "x", true, "x=true"},
 		{"own label false", map[string]string{"x": "false"}, "x", false, "x=false"},
 		{"none", map[string]string{}, "x", false, "no label x=true"},
-		{"alias", map[string]string{"autoheal": "true"}, "x", true, "autoheal=true"},
+		{"alias under a custom label", map[string]string{"autoheal": "true"}, "x", false, "no label x=true"},
+		{"alias under the default label", map[string]string{"autoheal": "true"}, "healme", true, "autoheal=true"},
 		{"all", map[string]string{}, "all", true, "container_label=all"},
 		{"all but false", map[string]string{"healme": "false"}, "all", false, "healme=false"},
 	} {

@@ -55,6 +55,13 @@ type Watcher struct {
 	last   int64
 	seen   map[string]int64
 	pruned int64
+
+	// collides says, per container seen start, create or turn healthy or
+	// unhealthy, whether it has a label named exitCode or signal.
+	collides map[string]bool
+	// ctx and bg run the inspections that resolve such attributes.
+	ctx context.Context
+	bg  sync.WaitGroup
 }
 
 // replayWindow is how far before the newest event seen a reconnect asks
@@ -64,7 +71,7 @@ const replayWindow = 5 * time.Second
 
 // NewWatcher returns a watcher that feeds sink and reports to status.
 func NewWatcher(c *Client, sink Sink, status Status, pingEvery time.Duration, log *slog.Logger) *Watcher {
-	return &Watcher{c: c, sink: sink, status: status, log: log, pingEvery: pingEvery, seen: map[string]int64{}, unhealthy: map[string]bool{}}
+	return &Watcher{c: c, sink: sink, status: status, log: log, pingEvery: pingEvery, seen: map[string]int64{}, unhealthy: map[string]bool{}, collides: map[string]bool{}, ctx: context.Background()}
 }
 
 // ReconcileEvery sets how often unhealthy containers are listed to catch
@@ -84,6 +91,8 @@ var interesting = []string{"health_status", "start", "die", "kill", "stop", "oom
 // subscribe, reconcile, stream. Any error ends the job, and it runs again
 // after a capped backoff that resets after a long healthy run.
 func (w *Watcher) Run(ctx context.Context) error {
+	w.ctx = ctx
+	defer w.bg.Wait()
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 200 * time.Millisecond
 	// A failed dial to a daemon that is gone costs next to nothing, and a
@@ -245,7 +254,58 @@ func (w *Watcher) handle(m events.Message, subscribed int64) {
 		delete(w.unhealthy, o.ContainerID)
 	}
 	w.mu.Unlock()
+	if w.ambiguous(&o) {
+		w.resolve(o)
+		return
+	}
 	w.sink(o)
+}
+
+// ambiguous learns which containers have labels named like the attributes
+// of die and kill, and reports whether o's attributes cannot be trusted:
+// the container has such a label, or it was never seen start, so it is not
+// known not to. A kill's signal is then unknown (inspect does not keep it).
+func (w *Watcher) ambiguous(o *hmd.Observed) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch o.Kind {
+	case hmd.DockerDestroy:
+		delete(w.collides, o.ContainerID)
+		return false
+	case hmd.DockerDie, hmd.DockerKill:
+		collides, known := w.collides[o.ContainerID]
+		if known && !collides {
+			return false
+		}
+		if o.Kind == hmd.DockerKill {
+			o.Signal, o.AmbiguousAttrs = "", []string{"signal"}
+			return false
+		}
+		o.AmbiguousAttrs = []string{"exitCode"}
+		return true
+	default:
+		w.collides[o.ContainerID] = len(o.AmbiguousAttrs) > 0
+		return false
+	}
+}
+
+// resolve reads a death's exit code from inspect, off the stream's
+// goroutine, then hands the observation on.
+func (w *Watcher) resolve(o hmd.Observed) {
+	w.bg.Go(func() {
+		ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+		defer cancel()
+		c, err := w.c.Inspect(ctx, o.ContainerID)
+		if err != nil {
+			// Gone already: no exit code is better than a label's.
+			w.log.Debug("die: inspect for the exit code failed", "container_id", hmd.ShortID(o.ContainerID), "err", err)
+			o.ExitCode = nil
+		} else {
+			code := c.ExitCode
+			o.ExitCode = &code
+		}
+		w.sink(o)
+	})
 }
 
 func (w *Watcher) prune() {
@@ -307,14 +367,25 @@ func Convert(m events.Message) (hmd.Observed, bool) {
 		ContainerID: m.Actor.ID,
 		Name:        intern(attrs["name"]),
 		Image:       intern(attrs["image"]),
-		Signal:      attrs["signal"],
 		DockerTime:  time.Unix(0, t),
 		Labels:      make(map[string]string, len(attrs)),
 	}
-	if s, ok := attrs["exitCode"]; ok {
-		if code, err := strconv.Atoi(s); err == nil {
-			o.ExitCode = &code
+	// The daemon sets name and image after copying the labels, so those are
+	// its own; exitCode and signal it sets before, so a label of that name
+	// wins. Seen on an event that does not carry them, they are labels.
+	if k == hmd.DockerDie {
+		if s, ok := attrs["exitCode"]; ok {
+			if code, err := strconv.Atoi(s); err == nil {
+				o.ExitCode = &code
+			}
 		}
+	} else if _, ok := attrs["exitCode"]; ok {
+		o.AmbiguousAttrs = append(o.AmbiguousAttrs, "exitCode")
+	}
+	if k == hmd.DockerKill {
+		o.Signal = attrs["signal"]
+	} else if _, ok := attrs["signal"]; ok {
+		o.AmbiguousAttrs = append(o.AmbiguousAttrs, "signal")
 	}
 	// The daemon mixes its own attributes into the container's labels.
 	for key, v := range attrs {

@@ -227,3 +227,22 @@ func TestWatcherSurvivesMalformedStreams(t *testing.T) {
 		}
 	}
 }
+
+// Labels named exitCode or signal land in the event's attributes: on an
+// event that does not carry them they mark the container, and they never
+// set what a start or a health event says.
+func TestConvertMarksAttributesALabelCanFake(t *testing.T) {
+	t.Parallel()
+	m := events.Message{Type: events.ContainerEventType, Action: events.ActionStart, Actor: events.Actor{ID: "c1", Attributes: map[string]string{
+		"name": "web", "image": "img", "exitCode": "0", "signal": "SIGTERM", "healme": "true",
+	}}, TimeNano: 1}
+	o, ok := Convert(m)
+	if !ok || o.ExitCode != nil || o.Signal != "" || len(o.AmbiguousAttrs) != 2 || o.Labels["healme"] != "true" {
+		t.Errorf("start with exitCode and signal labels: %+v", o)
+	}
+	m.Action = events.ActionDie
+	m.Actor.Attributes = map[string]string{"name": "web", "exitCode": "3"}
+	if o, _ := Convert(m); o.ExitCode == nil || *o.ExitCode != 3 || len(o.AmbiguousAttrs) != 0 {
+		t.Errorf("plain die: %+v", o)
+	}
+}

@@ -83,6 +83,9 @@ const (
 	// state and queues events until the store is back (`reason`).
 	Degraded    Kind = "healer.degraded"
 	ConfigError Kind = "config.error"
+	// HealerPanic: a goroutine recovered from a panic on some input, dropped
+	// that input and went on.
+	HealerPanic Kind = "healer.panic"
 )
 
 // ReasonFrameLimit is the reason of a restart skipped because the frame is
@@ -95,7 +98,7 @@ var Kinds = []Kind{
 	CleanupFound, CleanupRemoved, CleanupKept, CleanupFailed, NotifyFailed,
 	RestartRequested, RestartSkipped, GaveUp,
 	RestartSucceeded, RestartFailed, Stopped, ControlPaused, ControlResumed,
-	HealerStarted, HealerStopped, DockerConnected, DockerLost, Degraded, ConfigError,
+	HealerStarted, HealerStopped, DockerConnected, DockerLost, Degraded, ConfigError, HealerPanic,
 }
 
 // Category is the part of the kind before the dot: docker, decision, outcome, healer or config.

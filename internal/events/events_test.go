@@ -39,6 +39,7 @@ func TestGoldenJSON(t *testing.T) {
 			LogTail: "GET /healthz 500\nerror: db: connection refused",
 		})},
 		{"healer_degraded", New(Degraded, "7d1c6a0e-3b5f-4f1e-8c2a-9e0d1f2a3b4c", at, "", Data{Host: "host-1", Reason: "store: write data/.hmd-probe: no space left on device"})},
+		{"healer_panic", New(HealerPanic, "0c7e9d3a-51d4-4f0e-9b8e-2a6f4c1d7e90", at, "", Data{Host: "host-1", Reason: "notify runner notify-3f2a", Error: "label value is not valid UTF-8"})},
 		{"healer_started", New(HealerStarted, "5b0f2f8e-7c1e-4a57-9a0b-1f1c2d3e4f50", at, "", Data{Host: "host-1", Version: "1.0.0"})},
 	}
 	for _, tt := range tests {

@@ -21,6 +21,10 @@ type Observed struct {
 	Replayed bool
 	// Reconciled marks state found by listing, not by the event stream.
 	Reconciled bool
+	// AmbiguousAttrs names the event attributes (exitCode, signal) that a
+	// container label of the same name may have overwritten: the daemon
+	// copies labels over them. The watcher reads the truth from inspect.
+	AmbiguousAttrs []string
 }
 
 // ID is the deterministic event id of the observation on host.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/internal/safe"
 )
 
 // Docker is what the healer needs of the engine.
@@ -300,7 +301,7 @@ func (h *Healer) spawnLocked(f func()) bool {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
-		f()
+		_ = (&safe.Guard{Log: h.o.Log, Pub: h.o.Publisher, Host: h.o.Host}).Call("healer: spawned work", nil, f)
 	}()
 	return true
 }

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/healmydocker/healmydocker/internal/safe"
 )
 
 // Options configure the endpoint. Nil handlers leave their routes out.
@@ -41,6 +43,8 @@ type Options struct {
 	// Control pauses and resumes healing (healer pause, healer resume).
 	Control Control
 	Log     *slog.Logger
+	// Guard reports a handler's panic; nil only logs it.
+	Guard *safe.Guard
 }
 
 // Listener bounds: a client that sends nothing, or reads nothing, holds a
@@ -138,7 +142,7 @@ func (s *Server) Handler() http.Handler {
 			http.Redirect(w, r, p+"/", http.StatusMovedPermanently)
 		})
 	}
-	return mux
+	return s.recovering(mux)
 }
 
 // auth requires the token, if one is set. query allows ?token= too, only

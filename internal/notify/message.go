@@ -20,8 +20,13 @@ type Message struct {
 // ParseTemplate parses a message template, with the helpers it may use.
 func ParseTemplate(text string) (*template.Template, error) {
 	t, err := template.New("message").Funcs(template.FuncMap{
-		"what":    what,
-		"deref":   func(p *int) int { return *p },
+		"what": what,
+		"deref": func(p *int) int {
+			if p == nil {
+				return 0
+			}
+			return *p
+		},
 		"oneline": oneline,
 		"logtail": logtail,
 	}).Parse(text)
@@ -31,13 +36,22 @@ func ParseTemplate(text string) (*template.Template, error) {
 	return t, nil
 }
 
-// Render renders the events with t.
-func Render(t *template.Template, evs []events.Event) (string, error) {
+// Render renders the events with t, their outside text escaped with esc
+// (nil: EscapePlain) first, so that no template can let it through raw.
+// The result is valid UTF-8.
+func Render(t *template.Template, evs []events.Event, esc Escape) (string, error) {
+	if esc == nil {
+		esc = EscapePlain
+	}
+	safe := make([]events.Event, len(evs))
+	for i, e := range evs {
+		safe[i] = escapeEvent(e, esc)
+	}
 	var b strings.Builder
-	if err := t.Execute(&b, Message{Events: evs}); err != nil {
+	if err := t.Execute(&b, Message{Events: safe}); err != nil {
 		return "", fmt.Errorf("render notification: %w", err)
 	}
-	return strings.TrimRight(b.String(), "\n"), nil
+	return strings.ToValidUTF8(strings.TrimRight(b.String(), "\n"), "\uFFFD"), nil
 }
 
 // what says in words what an event is.
@@ -62,7 +76,8 @@ func what(e events.Event) string {
 		}
 		return fmt.Sprintf("gave up after %d restarts", e.Data.Attempt)
 	case events.ConfigError:
-		return fmt.Sprintf("bad label %s=%q, expected %s", e.Data.Label, e.Data.Value, e.Data.Expected)
+		// Not %q: it would spell the escapes out.
+		return fmt.Sprintf("bad label %s=\"%s\", expected %s", e.Data.Label, e.Data.Value, e.Data.Expected)
 	case events.DockerLost:
 		return "lost the Docker daemon"
 	case events.Degraded:

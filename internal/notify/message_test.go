@@ -35,7 +35,7 @@ func TestDefaultTemplateCarriesTheLogTail(t *testing.T) {
 				"[h1] db: restart failed: boom"},
 		{"no tail, no block", []events.Event{plain}, "[h1] db: restart failed: boom"},
 	} {
-		got, err := Render(tmpl, tc.evs)
+		got, err := Render(tmpl, tc.evs, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func TestDefaultTemplateCarriesTheLogTail(t *testing.T) {
 		}
 	}
 
-	got, err := Render(tmpl, []events.Event{long})
+	got, err := Render(tmpl, []events.Event{long}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

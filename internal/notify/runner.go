@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"text/template"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/internal/safe"
 )
 
 // Target delivers one message.
@@ -37,7 +40,10 @@ type Runner struct {
 	Default bool
 	// StartAt is where a consumer created now starts; zero means at new
 	// events.
-	StartAt   time.Time
+	StartAt time.Time
+	// Subjects limit what the consumer reads (a container target's own
+	// containers); none reads every event.
+	Subjects  []string
 	JS        jetstream.JetStream
 	Stream    string
 	Target    Target
@@ -58,9 +64,11 @@ type Runner struct {
 	posTime time.Time
 }
 
+// sent counts by the target's id: its name holds a host from a label,
+// which is not metric label material.
 func (r *Runner) sent(result string) {
 	if r.Sent != nil {
-		r.Sent(r.Target.Name(), result)
+		r.Sent(r.ID, result)
 	}
 }
 
@@ -88,7 +96,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if len(msgs) == 0 {
 			continue
 		}
-		r.deliver(ctx, msgs)
+		r.deliverSafely(ctx, msgs)
 	}
 	return nil
 }
@@ -155,6 +163,38 @@ func (r *Runner) repair(ctx context.Context, c jetstream.Consumer, readErr error
 	}
 }
 
+// deliverSafely delivers msgs; if that panics, it delivers them one at a
+// time, and a message that panics alone is poisoned: it is terminated, not
+// redelivered for ever, and reported as healer.panic.
+func (r *Runner) deliverSafely(ctx context.Context, msgs []jetstream.Msg) {
+	g := &safe.Guard{Log: r.Log, Pub: r.Publisher, Host: r.Host}
+	where := "notify runner " + r.ID
+	if g.Call(where, func() string { return subjects(msgs) }, func() { r.deliver(ctx, msgs) }) == nil || len(msgs) == 1 && r.term(msgs[0]) {
+		return
+	}
+	for _, m := range msgs {
+		if g.Call(where, func() string { return subjects([]jetstream.Msg{m}) }, func() { r.deliver(ctx, []jetstream.Msg{m}) }) != nil {
+			r.term(m)
+		}
+	}
+}
+
+// term ends a poisoned message's deliveries; it always reports true.
+func (r *Runner) term(m jetstream.Msg) bool {
+	if err := m.Term(); err != nil {
+		r.Log.Warn("notifier: could not terminate a poisoned message; it comes again after the ack wait", "subject", m.Subject(), "err", err)
+	}
+	return true
+}
+
+func subjects(msgs []jetstream.Msg) string {
+	s := make([]string, 0, min(len(msgs), 10))
+	for _, m := range msgs[:min(len(msgs), 10)] {
+		s = append(s, m.Subject())
+	}
+	return fmt.Sprintf("%d events: %s", len(msgs), strings.Join(s, " "))
+}
+
 // consumer resumes the target's durable consumer, or creates it: after the
 // last event this runner handled if it handled any, else at StartAt, else
 // at new events.
@@ -165,7 +205,7 @@ func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		if r.pos == 0 {
 			r.pos = c.CachedInfo().AckFloor.Stream
 		}
-		return c, nil
+		return r.refilter(ctx, c)
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("notifier: read consumer %s: %w", r.ID, err)
 	}
@@ -176,6 +216,9 @@ func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		MaxAckPending: 100_000,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		FilterSubject: events.SubjectRoot + ".>",
+	}
+	if len(r.Subjects) > 0 {
+		cfg.FilterSubject, cfg.FilterSubjects = "", r.Subjects
 	}
 	switch {
 	case r.pos > 0:
@@ -205,6 +248,23 @@ func (r *Runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("notifier: create consumer %s: %w", r.ID, err)
+	}
+	return c, nil
+}
+
+// refilter brings an existing consumer's filter to r.Subjects.
+func (r *Runner) refilter(ctx context.Context, c jetstream.Consumer) (jetstream.Consumer, error) {
+	if len(r.Subjects) == 0 {
+		return c, nil
+	}
+	cfg := c.CachedInfo().Config
+	if slices.Equal(cfg.FilterSubjects, r.Subjects) && cfg.FilterSubject == "" {
+		return c, nil
+	}
+	cfg.FilterSubject, cfg.FilterSubjects = "", r.Subjects
+	c, err := r.JS.UpdateConsumer(ctx, r.Stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: narrow consumer %s to its containers: %w", r.ID, err)
 	}
 	return c, nil
 }
@@ -334,10 +394,11 @@ func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 // send delivers one message for evs, retrying what may get better. It
 // returns false only when ctx ended first.
 func (r *Runner) send(ctx context.Context, evs []events.Event, msgs []jetstream.Msg) bool {
-	text, err := Render(r.Template, evs)
+	esc := EscapeFor(r.Target)
+	text, err := Render(r.Template, evs, esc)
 	if err != nil {
 		r.Log.Error("notifier: cannot render; sending the event kinds instead", "err", err)
-		text = fallback(evs)
+		text = fallback(evs, esc)
 	}
 	backoff, lastErr := time.Second, ""
 	for attempt := 1; ; attempt++ {
@@ -383,10 +444,10 @@ func (r *Runner) send(ctx context.Context, evs []events.Event, msgs []jetstream.
 	}
 }
 
-func fallback(evs []events.Event) string {
+func fallback(evs []events.Event, esc Escape) string {
 	s := ""
 	for _, e := range evs {
-		s += e.Data.Host + " " + e.Subject + ": " + string(e.Kind()) + "\n"
+		s += esc(e.Data.Host+" "+e.Subject) + ": " + string(e.Kind()) + "\n"
 	}
 	return s
 }

@@ -3,9 +3,11 @@ package notify
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"text/template"
@@ -14,7 +16,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/internal/safe"
 )
 
 // Settings are the notifier's configuration, as read by either binary.
@@ -43,6 +47,21 @@ type Route struct {
 	ID, URL string
 	// Since is when the route became known: its first run starts there.
 	Since time.Time
+	// Containers name the containers whose events the target gets; none
+	// (a route stored by an older healer) means all that name it.
+	Containers []string
+	// Deleted: no container named the target for a day.
+	Deleted bool
+}
+
+// subjects are the stream subjects of the route's containers, on any host.
+func (rt Route) subjects() []string {
+	var s []string
+	for _, c := range rt.Containers {
+		s = append(s, events.SubjectRoot+".*."+events.SanitizeToken(c)+".>")
+	}
+	slices.Sort(s)
+	return slices.Compact(s)
 }
 
 // Service runs a runner per default target and per container route.
@@ -117,9 +136,13 @@ const routeLookback = 10 * time.Minute
 func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	running := map[string]bool{}
+	type routeRun struct {
+		stop     context.CancelFunc
+		subjects string
+	}
+	running := map[string]*routeRun{}
 	for _, r := range sv.defaults {
-		running[r.ID] = true
+		running[r.ID] = &routeRun{}
 		wg.Go(func() { sv.run(ctx, r) })
 	}
 	for {
@@ -131,7 +154,24 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 				routes = nil
 				continue
 			}
-			if running[rt.ID] {
+			cur := running[rt.ID]
+			if rt.Deleted {
+				if cur != nil && cur.stop != nil {
+					cur.stop()
+					delete(running, rt.ID)
+					// Its events are all others' now: the consumer goes.
+					dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					if err := sv.js.DeleteConsumer(dctx, sv.stream, rt.ID); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+						sv.log.Warn("notifier: could not remove an idle target's consumer", "target", rt.ID, "err", err)
+					}
+					cancel()
+					sv.log.Info("notifier: a container target is no longer named by any container; stopped", "id", rt.ID)
+				}
+				continue
+			}
+			subjects := rt.subjects()
+			key := strings.Join(subjects, " ")
+			if cur != nil && (cur.stop == nil || cur.subjects == key) {
 				continue
 			}
 			target, err := NewTarget(rt.URL, sv.s.Username)
@@ -142,22 +182,32 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 				sv.pub.Publish(events.New(events.NotifyFailed, uuid.NewString(), time.Now(), "", events.Data{
 					Host: sv.host, Error: err.Error(), NotifyTarget: rt.ID,
 				}))
-				running[rt.ID] = true
+				running[rt.ID] = &routeRun{subjects: key}
 				continue
+			}
+			if cur != nil {
+				// Its containers changed: a new runner with the new filter.
+				cur.stop()
 			}
 			r := sv.runner(rt.ID, target)
 			r.StartAt = rt.Since.Add(-routeLookback)
-			running[rt.ID] = true
-			sv.log.Info("notifying a container's own target", "target", target.Name(), "id", rt.ID)
-			wg.Go(func() { sv.run(ctx, r) })
+			r.Subjects = subjects
+			rctx, stop := context.WithCancel(ctx)
+			running[rt.ID] = &routeRun{stop: stop, subjects: key}
+			sv.log.Info("notifying a container's own target", "target", target.Name(), "id", rt.ID, "containers", len(rt.Containers))
+			wg.Go(func() { sv.run(rctx, r) })
 		}
 	}
 }
 
 func (sv *Service) run(ctx context.Context, r *Runner) {
-	if err := r.Run(ctx); err != nil && ctx.Err() == nil {
-		sv.log.Error("notifier: target stopped", "target", r.Target.Name(), "err", err)
-	}
+	g := &safe.Guard{Log: sv.log, Pub: sv.pub, Host: sv.host}
+	// Deliveries recover on their own; this is for the rest of the runner.
+	_ = g.Call("notify runner "+r.ID, func() string { return r.Target.Name() }, func() {
+		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+			sv.log.Error("notifier: target stopped", "target", r.Target.Name(), "err", err)
+		}
+	})
 }
 
 // RunWatching runs the service with the routes in kv.
@@ -189,11 +239,19 @@ func WatchRoutes(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (
 					log.Warn("notifier: the routes watch ended; new container targets are not picked up")
 					return
 				}
-				if e == nil || e.Operation() != jetstream.KeyValuePut {
+				if e == nil {
 					continue
 				}
+				rt := Route{ID: e.Key(), Since: e.Created(), Deleted: e.Operation() != jetstream.KeyValuePut}
+				if !rt.Deleted {
+					v := bus.ParseRouteValue(e.Value())
+					rt.URL = v.URL
+					for c := range v.Containers {
+						rt.Containers = append(rt.Containers, c)
+					}
+				}
 				select {
-				case ch <- Route{ID: e.Key(), URL: string(e.Value()), Since: e.Created()}:
+				case ch <- rt:
 				case <-ctx.Done():
 					return
 				}

@@ -13,6 +13,8 @@ import (
 	"github.com/nicholas-fedor/shoutrrr/pkg/router"
 	"github.com/nicholas-fedor/shoutrrr/pkg/types"
 	"github.com/nicholas-fedor/shoutrrr/pkg/util/jsonclient"
+
+	"github.com/healmydocker/healmydocker/internal/config"
 )
 
 // Shoutrrr sends through the maintained Shoutrrr to the services it knows
@@ -24,7 +26,11 @@ type Shoutrrr struct {
 	// secrets are the URL's parts that may be tokens, which Shoutrrr's
 	// errors can quote ("invalid gotify token: ...").
 	secrets []string
+	escape  Escape
 }
+
+// Escape is the escape of the service's format.
+func (s *Shoutrrr) Escape(text string) string { return s.escape(text) }
 
 // NewShoutrrr returns a target for a Shoutrrr service URL.
 func NewShoutrrr(rawURL string) (*Shoutrrr, error) {
@@ -34,7 +40,11 @@ func NewShoutrrr(rawURL string) (*Shoutrrr, error) {
 		// Shoutrrr's errors may quote the URL.
 		return nil, fmt.Errorf("notify url %s: not a service URL Shoutrrr knows", name)
 	}
-	return &Shoutrrr{name: name, sender: s, secrets: urlSecrets(rawURL)}, nil
+	esc := EscapePlain
+	if u, err := url.Parse(rawURL); err == nil && (u.Scheme == "slack" || u.Scheme == "mattermost" || u.Scheme == "rocketchat") {
+		esc = EscapeSlack
+	}
+	return &Shoutrrr{name: name, sender: s, secrets: urlSecrets(rawURL), escape: esc}, nil
 }
 
 // Name is the target's redacted URL, for logs.
@@ -101,6 +111,9 @@ func redactErr(err error) string {
 // NewTarget picks the target for a URL: http(s) incoming webhooks
 // (Slack, Mattermost) directly, anything else through Shoutrrr.
 func NewTarget(rawURL, username string) (Target, error) {
+	if err := config.CheckNotifyURL(rawURL); err != nil {
+		return nil, fmt.Errorf("notify url %s: %w", Redact(rawURL), err)
+	}
 	if u, err := url.Parse(rawURL); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		return NewWebhook(rawURL, username, "")
 	}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Webhook posts Slack- and Mattermost-style incoming-webhook JSON.
@@ -26,8 +28,14 @@ func NewWebhook(rawURL, username, iconURL string) (*Webhook, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("notify url %s: expected an http(s) incoming-webhook URL", Redact(rawURL))
 	}
-	return &Webhook{url: rawURL, username: username, iconURL: iconURL, client: &http.Client{Timeout: 10 * time.Second}}, nil
+	// A redirect is answered as given (a 3xx, refused), never followed: a
+	// URL from a label must not lead the healer anywhere else.
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Webhook{url: rawURL, username: username, iconURL: iconURL, client: client}, nil
 }
+
+// Escape is for Slack and Mattermost text.
+func (w *Webhook) Escape(s string) string { return EscapeSlack(s) }
 
 // Name is the target's redacted URL, for logs.
 func (w *Webhook) Name() string { return Redact(w.url) }
@@ -68,7 +76,7 @@ func (w *Webhook) Notify(ctx context.Context, text string) (retry bool, err erro
 // strings are the secret.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
+	if err != nil || u.Host == "" || !utf8.ValidString(u.Host) || strings.ContainsAny(u.Host, "\x00\n\r") {
 		return "[redacted]"
 	}
 	return u.Scheme + "://" + u.Host + "/[redacted]"
