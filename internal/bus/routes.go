@@ -25,10 +25,12 @@ func RoutesBucketOf(ctx context.Context, js jetstream.JetStream) (jetstream.KeyV
 	kv, err := js.KeyValue(ctx, RoutesBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      RoutesBucket,
-			Description: "HealMyDocker: notify URLs from container labels, by target id",
-			Storage:     jetstream.FileStorage,
-			History:     1,
+			Bucket:       RoutesBucket,
+			Description:  "HealMyDocker: notify URLs from container labels, by target id",
+			Storage:      jetstream.FileStorage,
+			History:      1,
+			MaxBytes:     RoutesMaxBytes,
+			MaxValueSize: 64 << 10,
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, RoutesBucket)
@@ -40,13 +42,18 @@ func RoutesBucketOf(ctx context.Context, js jetstream.JetStream) (jetstream.KeyV
 	return kv, nil
 }
 
+// RoutesMaxBytes bounds the routes bucket on disk: one URL per target.
+const RoutesMaxBytes = 16 << 20
+
 // OpenRoutesBucket creates the bucket if it is missing and returns it.
 func OpenRoutesBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      RoutesBucket,
-		Description: "HealMyDocker: notify URLs from container labels, by target id",
-		Storage:     jetstream.FileStorage,
-		History:     1,
+		Bucket:       RoutesBucket,
+		Description:  "HealMyDocker: notify URLs from container labels, by target id",
+		Storage:      jetstream.FileStorage,
+		History:      1,
+		MaxBytes:     RoutesMaxBytes,
+		MaxValueSize: 64 << 10,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", RoutesBucket, err)
