@@ -83,6 +83,10 @@ const (
 	oneOffLabel    = "com.docker.compose.oneoff"
 )
 
+// pausedLook is how often a container found paused (docker pause) and
+// unhealthy is looked at again: the engine says nothing when it is unpaused.
+const pausedLook = 5 * time.Minute
+
 // exitSettle is how long a death waits for the events of a stop that may
 // have caused it: the daemon logs kill after it signals, so a process that
 // exits at once can die before its kill event arrives.
@@ -429,7 +433,8 @@ func decideLook(s State, o Observation, p config.Policy, now time.Time) Decision
 	case s.UserStopped:
 		return Decision{Verdict: Skip, Reason: ReasonUserStopped}
 	case c.Paused:
-		return Decision{Verdict: Skip, Reason: ReasonPaused}
+		// No event says when it is unpaused: looked at again now and then.
+		return Decision{Verdict: Skip, Reason: ReasonPaused, RetryAt: now.Add(pausedLook)}
 	case c.Running && c.Health == "unhealthy":
 		return limit(s, p, now, ReasonReconciled)
 	case c.Running:

@@ -174,7 +174,7 @@ func TestDecide(t *testing.T) {
 		{name: "die during our restart", s: inFlight(State{}), obs: died(143, 0), p: policy(), want: Decision{}},
 		{name: "replayed die", obs: Observation{Observed: events.Observed{Kind: events.DockerDie, Replayed: true}}, p: policy(), want: skip(ReasonReplayed)},
 		{name: "crash loop obeys the frame", s: state(restarted(40, 3, 0, 3, 3)), obs: exited(1), p: policy(), now: 60, want: skipUntil(ReasonFrameLimit, 640)},
-		{name: "a paused container is left alone", obs: looked(events.Container{Running: true, Paused: true, Health: "unhealthy"}), p: policy(), want: skip(ReasonPaused)},
+		{name: "a paused container is left alone", obs: looked(events.Container{Running: true, Paused: true, Health: "unhealthy"}), p: policy(), want: skipUntil(ReasonPaused, 300)},
 		{name: "a look at a healthy container", obs: looked(events.Container{Running: true, Health: "healthy"}), p: policy(), want: Decision{}},
 		{name: "a look at an unhealthy container", s: state(restarted(0, 1, 0, 1, 1)), obs: looked(events.Container{Running: true, Health: "unhealthy"}), p: policy(), now: 15, want: restart(ReasonReconciled, 2, 0, 2, 2, 15)},
 

@@ -496,7 +496,25 @@ func (h *Healer) acquire() bool {
 }
 
 func (h *Healer) restart(o events.Observed, cause string, req events.Event, p config.Policy) {
-	if h.acquire() && !h.stillWanted(o, cause, p) {
+	held := false
+	defer func() {
+		if r := recover(); r != nil {
+			// A panic on this container's input must not hold its slot or
+			// its claim for ever; the spawn's guard logs and publishes it.
+			if held {
+				<-h.sem
+			}
+			h.mu.Lock()
+			e := h.entry(o.ContainerID)
+			e.state.InFlight, e.state.Pending = false, false
+			h.mu.Unlock()
+			panic(r)
+		}
+	}()
+	waited := h.acquire()
+	held = true
+	if waited && !h.stillWanted(o, cause, p) {
+		held = false
 		<-h.sem
 		return
 	}
@@ -513,6 +531,7 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 		e.state.InFlight = false
 		h.decision(e, events.RestartSkipped, cause, o, Decision{Verdict: Skip, Reason: ReasonDropped + ": " + reason}, p)
 		h.mu.Unlock()
+		held = false
 		<-h.sem
 		return
 	}
@@ -527,6 +546,7 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 	err := h.send(o.ContainerID, p, req.Data.Action)
 	took := time.Since(started)
 	// Released before the dependents, which take slots of their own.
+	held = false
 	<-h.sem
 	q := <-quoted
 	h.o.Restarted(o.Name, err)

@@ -188,3 +188,31 @@ func TestUnfinishedClaimOfACrashedHealerIsNotOurs(t *testing.T) {
 		t.Errorf("user's docker stop undone: restarted %d times when the pause ended (UserStopped=%v)", n, h.State("a").UserStopped)
 	}
 }
+
+// A panic in a restart (on some container's input) frees the slot and the
+// claim: the container is healed at its next need, others meanwhile.
+func TestPanicInARestartFreesItsSlotAndClaim(t *testing.T) {
+	d := &scripted{inspect: events.Container{Running: true, Health: "unhealthy"}}
+	var calls int
+	d.restart = func(context.Context, string, time.Duration) error {
+		d.mu.Lock()
+		calls++
+		n := calls
+		d.mu.Unlock()
+		if n == 1 {
+			panic("hostile input")
+		}
+		return nil
+	}
+	p := &publisher{}
+	pol := with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 })
+	h := New(Options{Host: "h", Label: "healme", Policy: pol, MaxConcurrent: 1, Docker: d, Publisher: p, Log: slog.New(slog.DiscardHandler)})
+	run(t, h)
+	h.Handle(sick("a", selected))
+	waitFor(t, "the panic published", func() bool { return len(p.find(events.HealerPanic, "")) == 1 })
+	waitFor(t, "a's claim freed", func() bool { return !h.State("a").InFlight })
+	h.Handle(sick("b", selected))
+	waitFor(t, "b healed in the freed slot", func() bool { return len(p.find(events.RestartSucceeded, "c-b")) == 1 })
+	h.Handle(sick("a", selected))
+	waitFor(t, "a healed at its next need", func() bool { return len(p.find(events.RestartSucceeded, "c-a")) == 1 })
+}
