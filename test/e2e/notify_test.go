@@ -56,8 +56,8 @@ func TestHealIsNotified(t *testing.T) {
 	// The last two lines of the container's log before the restart, quoted.
 	// (stdout and stderr are merged in the daemon's order, so which two is
 	// the daemon's to say.)
-	if n := strings.Count(text, "run 1 line "); n != 2 {
-		t.Errorf("notification quotes %d log lines of run 1, want notify_log_lines=2: %q", n, text)
+	if n := strings.Count(text, "\n    | "); n != 2 || !strings.Contains(text, "run 1 line ") {
+		t.Errorf("notification quotes %d log lines, want notify_log_lines=2 of run 1: %q", n, text)
 	}
 }
 
