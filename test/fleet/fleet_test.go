@@ -134,7 +134,9 @@ func (h *hub) ensureFleet() {
 	js, _ := jetstream.New(nc)
 	var sources []*jetstream.StreamSource
 	for _, host := range fleetHosts {
-		sources = append(sources, &jetstream.StreamSource{Name: "HMD_EVENTS", External: &jetstream.ExternalStream{
+		// The filter keeps what a host stores of another's name out of
+		// the fleet: a host vouches only for its own subjects.
+		sources = append(sources, &jetstream.StreamSource{Name: "HMD_EVENTS", FilterSubject: "hmd." + host + ".>", External: &jetstream.ExternalStream{
 			APIPrefix: "$JS." + host + ".API", DeliverPrefix: "hmd_deliver." + host}})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -734,6 +736,69 @@ func TestFleetHostIsConfined(t *testing.T) {
 		if e.Data.Host == "host-b" && e.Subject == "web" {
 			t.Errorf("a forged host-b event is in the fleet stream: %+v", e)
 		}
+	}
+}
+
+// A host that stores events in another host's name in its own stream
+// (its leaf user cannot publish them live) gets none of them into the
+// fleet: each source takes only its host's subjects.
+func TestFleetForgedEventsInAHostsStreamAreNotSourced(t *testing.T) {
+	hb := startHub(t)
+	evil, err := server.NewServer(&server.Options{ServerName: "evil", DontListen: true, NoSigs: true, JetStream: true, JetStreamDomain: "host-a", StoreDir: t.TempDir(),
+		LeafNode: server.LeafNodeOpts{ReconnectInterval: 100 * time.Millisecond, Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", hb.leafPort), User: url.UserPassword("host-a", "host-a-pw")}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil.Start()
+	t.Cleanup(evil.Shutdown)
+	nc, err := nats.Connect("", nats.InProcessServer(evil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HMD_EVENTS", Subjects: []string{"hmd.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "hmd.host-b.web.outcome.restart_succeeded", []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "hmd.host-a.web.outcome.restart_succeeded", []byte("own")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(wait)
+	for evil.NumLeafNodes() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the attacker's leaf never linked with host-a's credentials")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Made after the link, so the hub sources at once.
+	hb.ensureFleet()
+	ops, err := nats.Connect(hb.clientURL(), nats.UserInfo("ops", "ops-pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ops.Close()
+	ojs, _ := jetstream.New(ops)
+	fleet, err := ojs.Stream(ctx, "HMD_FLEET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own bool
+	for !own {
+		if _, err := fleet.GetLastMsgForSubject(ctx, "hmd.host-a.web.outcome.restart_succeeded"); err == nil {
+			own = true
+		} else if ctx.Err() != nil {
+			t.Fatal("host-a's own event never reached the fleet: the test proves nothing")
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if m, err := fleet.GetLastMsgForSubject(ctx, "hmd.host-b.web.outcome.restart_succeeded"); err == nil {
+		t.Errorf("a forged host-b event from host-a's stream is in the fleet: %s", m.Data)
 	}
 }
 
