@@ -115,7 +115,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		a.storeState(err)
 	}
 	started := time.Now()
-	hist, initial, err := b.OpenHistory(ctx, a.host, bus.HistoryOptions{PerContainer: cfg.Policy.MaxHistoricEntries, MaxAge: cfg.Retention, MaxBytes: cfg.HistoryMaxBytes}, log.With("component", "history"))
+	hlog := log.With("component", "history")
+	hist, err := b.OpenHistory(ctx, a.host, bus.HistoryOptions{PerContainer: cfg.Policy.MaxHistoricEntries, MaxAge: cfg.Retention, MaxBytes: cfg.HistoryMaxBytes, AfterStore: crashAfterHistory(hlog)}, hlog)
+	if err != nil {
+		_ = b.Close()
+		_ = dc.Close()
+		return nil, fmt.Errorf("rebuild state: %w", err)
+	}
+	initial, folded, err := restoreStates(ctx, hist, hlog)
 	if err != nil {
 		_ = b.Close()
 		_ = dc.Close()
@@ -124,7 +131,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	a.hist = hist
 	a.routes = bus.NewRoutesOpening(b.RoutesBucket, log.With("component", "routes"))
 	a.overrides = config.NewOverrides(cfg.ContainerLabel)
-	log.Info("state rebuilt from history", "containers", len(initial), "took", time.Since(started))
+	log.Info("state restored", "containers", len(initial), "history_events_folded", folded, "took", time.Since(started))
 
 	latency := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "hmd_heal_decision_seconds",
@@ -170,6 +177,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		Namespace:           cfg.Namespace,
 		Policy:              cfg.Policy,
 		History:             hist,
+		States:              stateStore{hist},
 		Initial:             initial,
 		MaxConcurrent:       cfg.MaxConcurrentRestarts,
 		MaxLabelStopTimeout: cfg.MaxLabelStopTimeout,

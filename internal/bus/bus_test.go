@@ -174,34 +174,43 @@ func TestHistoryRefusesAStaleWriter(t *testing.T) {
 	defer b.Close()
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	h1, _, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 10}, log)
+	h1, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 10}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2, _, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 10}, log)
+	h2, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 10}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := ev(1)
-	first.Data.ContainerID = "c0ffee"
-	n, err := h1.storeOne(ctx, []events.Event{first})
-	if err != nil || n != 1 {
-		t.Fatalf("first writer: %d, %v", n, err)
+	store := func(h *History, n int) error {
+		e := ev(n)
+		e.Data.ContainerID = "c0ffee"
+		h.Publish(e) // counted as queued, as the healer does
+		stored, err := h.storeOne(ctx, []events.Event{e})
+		if err == nil && stored != 1 {
+			t.Fatalf("stored %d of 1", stored)
+		}
+		return err
 	}
-	second := ev(2)
-	second.Data.ContainerID = "c0ffee"
-	if _, err := h2.storeOne(ctx, []events.Event{second}); err == nil {
+	// The second writer learns its position, then the first appends.
+	if err := store(h2, 0); err != nil {
+		t.Fatalf("second writer: %v", err)
+	}
+	if err := store(h1, 1); err != nil {
+		t.Fatalf("first writer: %v", err)
+	}
+	if err := store(h2, 2); err == nil {
 		t.Fatal("a writer with a stale position appended")
 	}
-	if n, err := h2.storeOne(ctx, []events.Event{second}); err != nil || n != 1 {
-		t.Fatalf("after re-reading its position: %d, %v", n, err)
+	if err := store(h2, 2); err != nil {
+		t.Fatalf("after re-reading its position: %v", err)
 	}
 	s, _ := b.JetStream().Stream(ctx, HistoryStream)
 	m, err := s.GetLastMsgForSubject(ctx, HistorySubject("h", "c0ffee"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Sequence != 2 || m.Header.Get("Nats-Msg-Id") != second.ID {
-		t.Errorf("last message seq %d id %s, want 2 and %s", m.Sequence, m.Header.Get("Nats-Msg-Id"), second.ID)
+	if want := ev(2).ID; m.Sequence != 3 || m.Header.Get("Nats-Msg-Id") != want {
+		t.Errorf("last message seq %d id %s, want 3 and %s", m.Sequence, m.Header.Get("Nats-Msg-Id"), want)
 	}
 }

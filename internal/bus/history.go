@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +37,10 @@ type HistoryOptions struct {
 	// MaxBytes bounds the history of all containers together on disk;
 	// 0 is DefaultHistoryMaxBytes. The oldest entries go first.
 	MaxBytes int64
+	// AfterStore, if set, is called with each history event once it is
+	// stored and before the state folding it may be: a fault point for
+	// tests that kill the healer between the two.
+	AfterStore func(events.Event)
 }
 
 // DefaultHistoryMaxBytes bounds the history when HistoryOptions do not.
@@ -67,92 +70,59 @@ func (b *Bus) ensureHistory(ctx context.Context, o HistoryOptions) (jetstream.St
 // History appends to the per-container history with expected-sequence
 // publishing, so two writers cannot fork a container's history.
 type History struct {
-	js   jetstream.JetStream
+	js jetstream.JetStream
+	// bus says whether the store is degraded.
+	bus  *Bus
 	host string
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	last map[string]uint64 // subject -> stream sequence of its last message
-	q    *Publisher
+	afterStore func(events.Event)
+
+	mu sync.Mutex
+	// last is each container's latest history sequence, by container id.
+	last map[string]histPos
+	// queued counts each container's history events not yet stored.
+	queued map[string]int
+	// stored is the highest history sequence stored by this writer.
+	stored uint64
+	// dirty holds the states waiting to be stored, by container id.
+	dirty     map[string]stateItem
+	stateWake chan struct{}
+	stateErr  string
+	// folded is the watermark last stored (the state writer's own).
+	folded uint64
+	q      *Publisher
 }
 
-// OpenHistory creates the stream if need be and reads it whole: the
-// history per container id, oldest first. With the store degraded it
-// returns no history, and queues what is published until the store is back.
-func (b *Bus) OpenHistory(ctx context.Context, host string, o HistoryOptions, log *slog.Logger) (*History, map[string][]events.Event, error) {
-	h := &History{js: b.js, host: host, log: log, last: map[string]uint64{}}
+// OpenHistory creates the history stream and the state bucket if need be.
+// It reads neither: LoadStates and ReadHistory do, at start. With the store
+// degraded they read nothing, and what is published and saved is queued
+// until the store is back.
+func (b *Bus) OpenHistory(ctx context.Context, host string, o HistoryOptions, log *slog.Logger) (*History, error) {
+	h := &History{js: b.js, bus: b, host: host, log: log, afterStore: o.AfterStore,
+		last: map[string]histPos{}, queued: map[string]int{}, dirty: map[string]stateItem{}, stateWake: make(chan struct{}, 1)}
 	// No linger: a restart decision is written ahead of the restart, so a
 	// healer killed right after it still knows.
 	h.q = NewPublisher(b.js, 0, 0, log)
 	h.q.store = h.storeOne
 	h.q.Attach(b)
-	byID := map[string][]events.Event{}
 	err := b.addStream(ctx, streamSpec{name: HistoryStream, ensure: func(ctx context.Context) error {
 		_, err := b.ensureHistory(ctx, o)
 		return err
 	}})
+	if err == nil {
+		err = b.addStream(ctx, streamSpec{name: stateStream, ensure: func(ctx context.Context) error {
+			return b.ensureStates(ctx, o.MaxAge)
+		}})
+	}
 	if b.Down() != nil {
-		log.Warn("no history to rebuild the state from: the store is degraded; healing from Docker's state alone", "reason", b.Down())
-		return h, byID, nil
+		log.Warn("no history or states to rebuild the state from: the store is degraded; healing from Docker's state alone", "reason", b.Down())
+		return h, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	s, err := b.js.Stream(ctx, HistoryStream)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", HistoryStream, err)
-	}
-	if byID, err = h.load(ctx, s); err != nil {
-		return nil, nil, err
-	}
-	return h, byID, nil
-}
-
-func (h *History) load(ctx context.Context, s jetstream.Stream) (map[string][]events.Event, error) {
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
-	}
-	byID := map[string][]events.Event{}
-	if info.State.Msgs == 0 {
-		return byID, nil
-	}
-	prefix := historyRoot + "." + events.SanitizeToken(h.host) + "."
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + "*"}})
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
-	}
-	for {
-		batch, err := c.FetchNoWait(4096)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
-			}
-			h.last[m.Subject()] = md.Sequence.Stream
-			e, err := events.Unmarshal(m.Data())
-			if err != nil {
-				h.log.Warn("skipping undecodable history entry", "subject", m.Subject(), "seq", md.Sequence.Stream, "err", err)
-				continue
-			}
-			id := strings.TrimPrefix(m.Subject(), prefix)
-			byID[id] = append(byID[id], e)
-			if md.NumPending == 0 {
-				return byID, nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return nil, fmt.Errorf("read %s: %w", HistoryStream, err)
-		}
-		if n == 0 {
-			return byID, nil
-		}
-	}
+	return h, nil
 }
 
 // Publish queues e for its container's history. It never blocks.
@@ -160,11 +130,23 @@ func (h *History) Publish(e events.Event) {
 	if e.Data.ContainerID == "" {
 		return
 	}
+	h.mu.Lock()
+	h.queued[e.Data.ContainerID]++
+	h.mu.Unlock()
 	h.q.Publish(e)
 }
 
-// Run stores queued history until ctx ends, then flushes.
-func (h *History) Run(ctx context.Context) error { return h.q.Run(ctx, 10*time.Second) }
+// Run stores queued history and states until ctx ends, then flushes.
+func (h *History) Run(ctx context.Context) error {
+	histDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { h.runStates(ctx, histDone, 10*time.Second) })
+	err := h.q.Run(ctx, 10*time.Second)
+	// The last states wait for the last history.
+	close(histDone)
+	wg.Wait()
+	return err
+}
 
 // Unstored is how many entries were still queued when Run returned.
 func (h *History) Unstored() int { return h.q.Unstored() }
@@ -174,67 +156,119 @@ func (h *History) Unstored() int { return h.q.Unstored() }
 func (h *History) Dropped() uint64 { return h.q.Dropped() }
 
 // Healthy reports the last store error.
-func (h *History) Healthy() error { return h.q.Healthy() }
+func (h *History) Healthy() error {
+	if err := h.q.Healthy(); err != nil {
+		return err
+	}
+	return h.StatesHealthy()
+}
 
 // storeOne publishes a batch with pipelined acks. The first event of each
 // container in the batch expects the subject's last sequence to be the one
-// this writer saw; the rest follow it in order. On a mismatch another writer
-// appended: it logs, learns the new last sequence, and fails so the events
-// are retried on top (ids make the retry idempotent).
+// this writer knows (read from the stream the first time after a start);
+// the rest follow it in order. On a mismatch another writer appended: it
+// logs, learns the new last sequence, and fails so the events are retried
+// on top (ids make the retry idempotent).
 func (h *History) storeOne(ctx context.Context, batch []events.Event) (int, error) {
 	futures := make([]jetstream.PubAckFuture, len(batch))
-	subjects := make([]string, len(batch))
 	inBatch := map[string]bool{}
 	for i, e := range batch {
 		b, err := events.Marshal(e)
 		if err != nil {
 			h.log.Error("dropping history event that cannot be encoded", "id", e.ID, "err", err)
+			h.stored1(e, 0)
 			continue
 		}
-		subj := HistorySubject(e.Data.Host, e.Data.ContainerID)
-		subjects[i] = subj
+		id := e.Data.ContainerID
+		subj := HistorySubject(e.Data.Host, id)
 		m := nats.NewMsg(subj)
 		m.Data = b
 		m.Header.Set(nats.MsgIdHdr, e.ID)
-		if !inBatch[subj] {
-			inBatch[subj] = true
-			h.mu.Lock()
-			last := h.last[subj]
-			h.mu.Unlock()
+		if !inBatch[id] {
+			inBatch[id] = true
+			last, err := h.position(ctx, id, subj)
+			if err != nil {
+				return h.settle(ctx, batch[:i], futures[:i], err)
+			}
 			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last, 10))
 		}
 		f, err := h.js.PublishMsgAsync(m)
 		if err != nil {
-			return h.settle(ctx, batch[:i], futures[:i], subjects[:i], fmt.Errorf("history of %s: %w", e.Data.Container, err))
+			return h.settle(ctx, batch[:i], futures[:i], fmt.Errorf("history of %s: %w", e.Data.Container, err))
 		}
 		futures[i] = f
 	}
-	return h.settle(ctx, batch, futures, subjects, nil)
+	return h.settle(ctx, batch, futures, nil)
 }
 
-func (h *History) settle(ctx context.Context, batch []events.Event, futures []jetstream.PubAckFuture, subjects []string, perr error) (int, error) {
+// position is the container's last history sequence, read from the
+// stream the first time: a stored state's may lag it.
+func (h *History) position(ctx context.Context, id, subj string) (uint64, error) {
+	h.mu.Lock()
+	p := h.last[id]
+	h.mu.Unlock()
+	if p.exact {
+		return p.seq, nil
+	}
+	st, err := h.js.Stream(ctx, HistoryStream)
+	if err != nil {
+		return 0, fmt.Errorf("history position of %s: %w", id, err)
+	}
+	var seq uint64
+	lm, err := st.GetLastMsgForSubject(ctx, subj)
+	switch {
+	case err == nil:
+		seq = lm.Sequence
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	default:
+		return 0, fmt.Errorf("history position of %s: %w", id, err)
+	}
+	h.mu.Lock()
+	if cur := h.last[id]; !cur.exact {
+		h.last[id] = histPos{seq: max(seq, cur.seq), exact: true}
+	}
+	p = h.last[id]
+	h.mu.Unlock()
+	return p.seq, nil
+}
+
+// stored1 records that e is stored at seq (0: dropped), after the test
+// fault point, and lets its container's state be written.
+func (h *History) stored1(e events.Event, seq uint64) {
+	if seq > 0 && h.afterStore != nil {
+		h.afterStore(e)
+	}
+	id := e.Data.ContainerID
+	h.mu.Lock()
+	if seq > 0 {
+		if seq > h.last[id].seq {
+			h.last[id] = histPos{seq: seq, exact: true}
+		}
+		h.stored = max(h.stored, seq)
+	}
+	if h.queued[id]--; h.queued[id] <= 0 {
+		delete(h.queued, id)
+	}
+	h.mu.Unlock()
+	h.wakeStates()
+}
+
+func (h *History) settle(ctx context.Context, batch []events.Event, futures []jetstream.PubAckFuture, perr error) (int, error) {
 	for i, f := range futures {
 		if f == nil {
 			continue
 		}
 		select {
 		case ack := <-f.Ok():
-			if !ack.Duplicate {
-				h.mu.Lock()
-				h.last[subjects[i]] = max(h.last[subjects[i]], ack.Sequence)
-				h.mu.Unlock()
-			}
+			h.stored1(batch[i], ack.Sequence)
 		case err := <-f.Err():
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-				h.log.Error("another writer appended to this container's history; re-reading its position", "subject", subjects[i])
-				if st, gerr := h.js.Stream(ctx, HistoryStream); gerr == nil {
-					if lm, lerr := st.GetLastMsgForSubject(ctx, subjects[i]); lerr == nil {
-						h.mu.Lock()
-						h.last[subjects[i]] = lm.Sequence
-						h.mu.Unlock()
-					}
-				}
+				id := batch[i].Data.ContainerID
+				h.log.Error("another writer appended to this container's history; re-reading its position", "container_id", id)
+				h.mu.Lock()
+				h.last[id] = histPos{seq: h.last[id].seq}
+				h.mu.Unlock()
 			}
 			return i, fmt.Errorf("history of %s: %w", batch[i].Data.Container, err)
 		case <-ctx.Done():

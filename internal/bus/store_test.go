@@ -46,7 +46,7 @@ func TestReadOnlyOpenKeepsConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 7, MaxAge: time.Hour, MaxBytes: 5 << 20}, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 7, MaxAge: time.Hour, MaxBytes: 5 << 20}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	want := streamConfig(t, b, EventsStream)
@@ -88,7 +88,7 @@ func TestEveryStreamHasAByteBound(t *testing.T) {
 	ctx := context.Background()
 	b := open(t, dir)
 	defer func() { _ = b.Close() }()
-	if _, _, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 5}, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 5}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.RoutesBucket(ctx); err != nil {
@@ -214,9 +214,12 @@ func TestDegradedAtStartRecovers(t *testing.T) {
 	if err := b.Ready(); err == nil || !strings.Contains(err.Error(), "store degraded") {
 		t.Fatalf("ready while degraded: %v", err)
 	}
-	hist, initial, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 5}, slog.New(slog.DiscardHandler))
-	if err != nil || len(initial) != 0 {
-		t.Fatalf("history while degraded: %v, %d containers", err, len(initial))
+	hist, err := b.OpenHistory(ctx, "h", HistoryOptions{PerContainer: 5}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("history while degraded: %v", err)
+	}
+	if initial, _, _, err := hist.LoadStates(ctx); err != nil || len(initial) != 0 {
+		t.Fatalf("states while degraded: %v, %d containers", err, len(initial))
 	}
 	p := NewPublisher(b.JetStream(), 0, 0, slog.New(slog.DiscardHandler))
 	p.Attach(b)

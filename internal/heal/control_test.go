@@ -43,7 +43,7 @@ func TestPauseSurvivesARestart(t *testing.T) {
 
 	p := &publisher{}
 	h2 := New(Options{Host: "h", Label: "healme", Policy: policy(), MaxConcurrent: 1, Docker: d, Publisher: p,
-		Initial: map[string][]events.Event{"a": first.find(events.ControlPaused, "c-a")}, Log: slog.New(slog.DiscardHandler)})
+		Initial: map[string]State{"a": FoldAll(first.find(events.ControlPaused, "c-a"))}, Log: slog.New(slog.DiscardHandler)})
 	run(t, h2)
 	h2.Handle(sick("a", selected))
 	if s := p.find(events.RestartSkipped, "c-a"); len(s) != 1 || s[0].Data.Reason != ReasonMaintenance {

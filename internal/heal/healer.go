@@ -49,8 +49,10 @@ type Options struct {
 	// for rebuilding state after a restart of the healer.
 	Publisher Publisher
 	History   Publisher
-	// Initial is the history per container id, oldest first, as stored.
-	Initial map[string][]events.Event
+	// States keeps each container's state for the next start.
+	States StateStore
+	// Initial is each container's state at start, by container id.
+	Initial map[string]State
 	Log     *slog.Logger
 	// DecisionLatency gets the time from reading an event to sending its
 	// restart request.
@@ -74,6 +76,15 @@ type Options struct {
 	// Routes is told of the notify URLs in containers' labels, so that
 	// notifiers can serve them; nil drops them.
 	Routes Routes
+}
+
+// StateStore keeps each container's state across restarts of the healer.
+// It must not block: the event stream waits on the healer.
+type StateStore interface {
+	// Save is told each container's state when it changes.
+	Save(id string, s State)
+	// Forget is told of a container that is gone.
+	Forget(id string)
 }
 
 // Timer is a timer that AfterFunc started.
@@ -139,6 +150,9 @@ func New(o Options) *Healer {
 	if o.History == nil {
 		o.History = discard{}
 	}
+	if o.States == nil {
+		o.States = discard{}
+	}
 	h := &Healer{
 		o:         o,
 		sem:       make(chan struct{}, max(o.MaxConcurrent, 1)),
@@ -147,8 +161,9 @@ func New(o Options) *Healer {
 		warned:    map[string]struct{}{},
 		overrides: config.NewOverrides(o.Label),
 	}
-	for id, hist := range o.Initial {
-		e := &entry{state: FoldAll(hist)}
+	for id, s := range o.Initial {
+		s.InFlight, s.Pending = false, false
+		e := &entry{state: s}
 		h.state[id] = e
 		// A pause with an end survives the healer's restart: it still ends
 		// by itself, and the container is looked at then.
@@ -162,6 +177,8 @@ func New(o Options) *Healer {
 type discard struct{}
 
 func (discard) Publish(events.Event) {}
+func (discard) Save(string, State)   {}
+func (discard) Forget(string)        {}
 
 // State returns the healer's state of a container, for tests and status.
 func (h *Healer) State(id string) State {
@@ -320,10 +337,22 @@ func (h *Healer) entry(id string) *entry {
 // state is rebuilt from it, appends it to the stored history; h.mu is held.
 func (h *Healer) record(e *entry, ev events.Event) {
 	h.o.Publisher.Publish(ev)
+	before := e.state
 	e.state = Fold(e.state, ev)
 	if Stored(ev.Kind()) {
 		h.o.History.Publish(ev)
 	}
+	// Saved after its history event is queued: the store writes a state
+	// only once the events it folds are stored.
+	if stored(before) != stored(e.state) {
+		h.o.States.Save(ev.Data.ContainerID, stored(e.state))
+	}
+}
+
+// stored is the part of a state that outlives the healer.
+func stored(s State) State {
+	s.InFlight, s.Pending = false, false
+	return s
 }
 
 func (h *Healer) forget(id string, e *entry) {
@@ -332,6 +361,7 @@ func (h *Healer) forget(id string, e *entry) {
 	}
 	if !e.state.InFlight {
 		delete(h.state, id)
+		h.o.States.Forget(id)
 	}
 }
 
