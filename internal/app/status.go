@@ -153,10 +153,14 @@ func (a *App) followView(ctx context.Context) error {
 
 // forgetSeries deletes a destroyed container's metric series, so that a
 // host where containers come and go does not grow them without end. Names
-// are unique among a daemon's containers, so no live one shares them.
-func (a *App) forgetSeries(name string) {
-	if name == "" {
-		return
+// are unique among a daemon's containers, so no live one shares them. The
+// series of a notify target from its labels go too: another container
+// with the same URL starts its count again, which counters allow.
+func (a *App) forgetSeries(o events.Observed) {
+	if o.Name != "" {
+		a.restarts.DeletePartialMatch(prometheus.Labels{"container": o.Name})
 	}
-	a.restarts.DeletePartialMatch(prometheus.Labels{"container": name})
+	if p, _ := a.overrides.Policy(a.cfg.Policy, o.Labels); p.NotifyURL != "" && p.NotifyURL != a.cfg.Policy.NotifyURL {
+		a.sent.DeletePartialMatch(prometheus.Labels{"target": events.NotifyTargetID(p.NotifyURL)})
+	}
 }

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/events"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/healmydocker/healmydocker/internal/config"
+	hmdevents "github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/fakedocker"
 )
 
@@ -156,4 +158,44 @@ func restartSeries(t *testing.T, a *App) int {
 		}
 	}
 	return 0
+}
+
+// A destroyed container takes along the notification series of the notify
+// target from its labels; other targets' series stay.
+func TestForgetSeriesOfLabelTarget(t *testing.T) {
+	t.Parallel()
+	a := &App{cfg: config.Config{ContainerLabel: "healme"}, overrides: config.NewOverrides("healme"),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "r"}, []string{"container", "result"}),
+		sent:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "s"}, []string{"target", "result"})}
+	url := "https://hooks.example.com/services/T/B/x"
+	mine := hmdevents.NotifyTargetID(url)
+	a.sent.WithLabelValues(mine, "ok").Inc()
+	a.sent.WithLabelValues("slack", "ok").Inc()
+	a.restarts.WithLabelValues("web", "ok").Inc()
+	a.forgetSeries(hmdevents.Observed{Kind: hmdevents.DockerDestroy, Name: "web", Labels: map[string]string{"healme": "true", "healme.notify_url": url}})
+	series := func(c prometheus.Collector) []string {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(c)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() != "result" {
+						out = append(out, l.GetValue())
+					}
+				}
+			}
+		}
+		return out
+	}
+	if got := series(a.sent); len(got) != 1 || got[0] != "slack" {
+		t.Errorf("notification series left: %v, want the configured target's alone", got)
+	}
+	if got := series(a.restarts); len(got) != 0 {
+		t.Errorf("restart series left: %v", got)
+	}
 }

@@ -26,7 +26,7 @@ func (a *App) observe(o events.Observed) {
 		a.observed.WithLabelValues(string(o.Kind)).Inc()
 		a.healer.Handle(o)
 		if o.Kind == events.DockerDestroy {
-			a.forgetSeries(o.Name)
+			a.forgetSeries(o)
 		}
 	})
 }

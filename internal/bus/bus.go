@@ -68,6 +68,14 @@ type Options struct {
 // DefaultEventsMaxBytes bounds the events stream when Options do not.
 const DefaultEventsMaxBytes = 256 << 20
 
+// DedupeWindow is how long a stream remembers event ids to drop a second
+// copy. Ids are deterministic, and copies come within seconds: a batch
+// retried after a lost ack (backoff at most 5 s), or an event the daemon
+// resends after a reconnect (the watcher drops those itself). The server
+// keeps every id of the window in memory and re-reads every message of it
+// at start, so it is short.
+const DedupeWindow = 30 * time.Second
+
 // Bus is a running embedded server and an in-process connection to it.
 // The server underneath may be restarted to bring JetStream back; the
 // connection reconnects to the new one, so Conn and JetStream stay valid.
@@ -337,8 +345,7 @@ func (b *Bus) ensureEvents(ctx context.Context) error {
 		MaxAge:      b.o.Retention,
 		MaxBytes:    b.o.EventsMaxBytes,
 		Discard:     jetstream.DiscardOld,
-		// Long enough to swallow events the daemon replays after a reconnect.
-		Duplicates: 10 * time.Minute,
+		Duplicates:  DedupeWindow,
 	}
 	if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("create stream %s: %w", EventsStream, err)

@@ -59,7 +59,7 @@ func (b *Bus) ensureHistory(ctx context.Context, o HistoryOptions) (jetstream.St
 		MaxAge:            o.MaxAge,
 		MaxBytes:          o.MaxBytes,
 		Discard:           jetstream.DiscardOld,
-		Duplicates:        10 * time.Minute,
+		Duplicates:        DedupeWindow,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", HistoryStream, err)

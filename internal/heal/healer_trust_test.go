@@ -108,7 +108,7 @@ func TestDryRunBudgetDoesNotCarryIntoRealMode(t *testing.T) {
 	real.DryRun = false
 	p := &publisher{}
 	h2 := New(Options{Host: "h", Label: "healme", Policy: real, MaxConcurrent: 1, Docker: d, Publisher: p,
-		Initial: map[string][]events.Event{"a": hist.evs}, Log: slog.New(slog.DiscardHandler)})
+		Initial: map[string]State{"a": FoldAll(hist.evs)}, Log: slog.New(slog.DiscardHandler)})
 	run(t, h2)
 	o := sick("a", selected)
 	o.DockerTime = time.Unix(0, 99)
@@ -131,7 +131,7 @@ func TestNeverSentRestartLeavesACleanExitAlone(t *testing.T) {
 	h.Handle(sick("a", selected))
 	p := &publisher{}
 	h3 := New(Options{Host: "h", Label: "healme", Policy: pol, MaxConcurrent: 1, Docker: d, Publisher: p,
-		Initial: map[string][]events.Event{"a": hist.evs}, Log: slog.New(slog.DiscardHandler)})
+		Initial: map[string]State{"a": FoldAll(hist.evs)}, Log: slog.New(slog.DiscardHandler)})
 	run(t, h3)
 	h3.Handle(events.Observed{Kind: events.DockerDie, ContainerID: "a", Name: "c-a", Labels: selected, DockerTime: time.Now()})
 	time.Sleep(600 * time.Millisecond)
@@ -171,7 +171,7 @@ func TestUnfinishedClaimOfACrashedHealerIsNotOurs(t *testing.T) {
 		events.Data{Host: "h", ContainerID: "a", Reason: ReasonUnhealthy, Attempt: 1, FrameRestarts: 1, BackoffStep: 1})
 	p := &publisher{}
 	h := New(Options{Host: "h", Label: "healme", Policy: pol, MaxConcurrent: 1, Docker: d, Publisher: p,
-		Initial: map[string][]events.Event{"a": {req}}, Log: slog.New(slog.DiscardHandler)})
+		Initial: map[string]State{"a": {req}}, Log: slog.New(slog.DiscardHandler)})
 	run(t, h)
 	c := events.Container{ID: "a", Name: "c-a", Labels: selected}
 	h.Pause(c, time.Now().Add(200*time.Millisecond), "upgrade")
