@@ -297,6 +297,14 @@ func (h *History) flushStates(ctx context.Context) error {
 			}
 		}
 		waiting := len(h.dirty)
+		// Maps keep their buckets when emptied: after a burst over every
+		// container, let go of them.
+		if waiting == 0 {
+			h.dirty = map[string]stateItem{}
+		}
+		if len(h.queued) == 0 {
+			h.queued = map[string]int{}
+		}
 		h.mu.Unlock()
 		if len(ready) == 0 {
 			if waiting == 0 && mark > h.folded {
