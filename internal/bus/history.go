@@ -165,8 +165,7 @@ func (h *History) Healthy() error {
 
 // storeOne publishes a batch with pipelined acks. The first event of each
 // container in the batch expects the subject's last sequence to be the one
-// this writer knows (read from the stream the first time after a start);
-// the rest follow it in order. On a mismatch another writer appended: it
+// this writer knows, if it knows it; the rest follow it in order. On a mismatch another writer appended: it
 // logs, learns the new last sequence, and fails so the events are retried
 // on top (ids make the retry idempotent).
 func (h *History) storeOne(ctx context.Context, batch []events.Event) (int, error) {
@@ -186,11 +185,9 @@ func (h *History) storeOne(ctx context.Context, batch []events.Event) (int, erro
 		m.Header.Set(nats.MsgIdHdr, e.ID)
 		if !inBatch[id] {
 			inBatch[id] = true
-			last, err := h.position(ctx, id, subj)
-			if err != nil {
-				return h.settle(ctx, batch[:i], futures[:i], err)
+			if last, known := h.position(id); known {
+				m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last, 10))
 			}
-			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last, 10))
 		}
 		f, err := h.js.PublishMsgAsync(m)
 		if err != nil {
@@ -201,18 +198,24 @@ func (h *History) storeOne(ctx context.Context, batch []events.Event) (int, erro
 	return h.settle(ctx, batch, futures, nil)
 }
 
-// position is the container's last history sequence, read from the
-// stream the first time: a stored state's may lag it.
-func (h *History) position(ctx context.Context, id, subj string) (uint64, error) {
+// position is the container's last history sequence, if this writer knows
+// it from the stream (an ack, or a refusal's re-read). An unknown one (the
+// first write of a container after a start: a stored state's sequence may
+// lag the subject) is not asked of the stream, which would cost a request
+// per container in a burst: that write goes unguarded, and its ack tells.
+func (h *History) position(id string) (uint64, bool) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	p := h.last[id]
-	h.mu.Unlock()
-	if p.exact {
-		return p.seq, nil
-	}
+	return p.seq, p.exact
+}
+
+// reread learns a container's last history sequence from the stream after
+// a refusal.
+func (h *History) reread(ctx context.Context, id, subj string) {
 	st, err := h.js.Stream(ctx, HistoryStream)
 	if err != nil {
-		return 0, fmt.Errorf("history position of %s: %w", id, err)
+		return
 	}
 	var seq uint64
 	lm, err := st.GetLastMsgForSubject(ctx, subj)
@@ -221,15 +224,11 @@ func (h *History) position(ctx context.Context, id, subj string) (uint64, error)
 		seq = lm.Sequence
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 	default:
-		return 0, fmt.Errorf("history position of %s: %w", id, err)
+		return
 	}
 	h.mu.Lock()
-	if cur := h.last[id]; !cur.exact {
-		h.last[id] = histPos{seq: max(seq, cur.seq), exact: true}
-	}
-	p = h.last[id]
+	h.last[id] = histPos{seq: seq, exact: true}
 	h.mu.Unlock()
-	return p.seq, nil
 }
 
 // stored1 records that e is stored at seq (0: dropped), after the test
@@ -266,9 +265,7 @@ func (h *History) settle(ctx context.Context, batch []events.Event, futures []je
 			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
 				id := batch[i].Data.ContainerID
 				h.log.Error("another writer appended to this container's history; re-reading its position", "container_id", id)
-				h.mu.Lock()
-				h.last[id] = histPos{seq: h.last[id].seq}
-				h.mu.Unlock()
+				h.reread(ctx, id, HistorySubject(batch[i].Data.Host, id))
 			}
 			return i, fmt.Errorf("history of %s: %w", batch[i].Data.Container, err)
 		case <-ctx.Done():
