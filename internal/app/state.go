@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/events"
@@ -40,18 +41,28 @@ func restoreStates(ctx context.Context, hist *bus.History, log *slog.Logger) (ma
 		folded = 0
 	}
 	dirty := map[string]bool{}
+	lastAt := map[string]time.Time{}
 	n := 0
 	err = hist.ReadHistory(ctx, folded, func(seq uint64, id string, e events.Event) {
 		n++
 		if seq <= seqs[id] {
 			return
 		}
-		states[id], seqs[id], dirty[id] = heal.Fold(states[id], e), seq, true
+		states[id], seqs[id], dirty[id], lastAt[id] = heal.Fold(states[id], e), seq, true, e.Time
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("fold the history after the stored states: %w", err)
 	}
 	for id, s := range states {
+		// Nothing of the previous healer is in flight: a claim it never
+		// finished ends with its last event (a stored state's is at least
+		// its last restart decision).
+		last := lastAt[id]
+		if s.LastRestart.After(last) {
+			last = s.LastRestart
+		}
+		s = s.Settled(last)
+		states[id] = s
 		hist.Restore(id, seqs[id], s, dirty[id])
 	}
 	return states, n, nil

@@ -171,7 +171,7 @@ func TestUnfinishedClaimOfACrashedHealerIsNotOurs(t *testing.T) {
 		events.Data{Host: "h", ContainerID: "a", Reason: ReasonUnhealthy, Attempt: 1, FrameRestarts: 1, BackoffStep: 1})
 	p := &publisher{}
 	h := New(Options{Host: "h", Label: "healme", Policy: pol, MaxConcurrent: 1, Docker: d, Publisher: p,
-		Initial: map[string]State{"a": {req}}, Log: slog.New(slog.DiscardHandler)})
+		Initial: map[string]State{"a": FoldAll([]events.Event{req})}, Log: slog.New(slog.DiscardHandler)})
 	run(t, h)
 	c := events.Container{ID: "a", Name: "c-a", Labels: selected}
 	h.Pause(c, time.Now().Add(200*time.Millisecond), "upgrade")
