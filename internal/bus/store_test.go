@@ -108,8 +108,8 @@ func TestEveryStreamHasAByteBound(t *testing.T) {
 			t.Errorf("stream %s refuses new events when full (discard %v)", name, cfg.Discard)
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d streams, want events, history and routes", n)
+	if n != 4 {
+		t.Errorf("%d streams, want events, history, states and routes", n)
 	}
 	if got := streamConfig(t, b, EventsStream).MaxBytes; got != DefaultEventsMaxBytes {
 		t.Errorf("events bound %d, want the default %d", got, DefaultEventsMaxBytes)
