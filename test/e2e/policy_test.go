@@ -230,7 +230,7 @@ func TestAliases(t *testing.T) {
 		"DEFAULT_MAX_RESTARTS_IN_FRAME=1",
 		"DEFAULT_SECONDS_BETWEEN_NEXT_FRAME=300",
 		"AUTOHEAL_DEFAULT_STOP_TIMEOUT=3",
-	}, "--container-label", "hmd-unused-"+env.RunID)
+	}) // the default label: other healers' labels select only under it (NAMESPACE confines it)
 	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{"autoheal": "true", config.Repairman + "seconds_between_restarts": "0"}, Env: crashLooping})
 	env.Run(t, dockertest.Spec{Name: outside, Labels: map[string]string{"autoheal": "true"}, Env: crashLooping})
 
