@@ -900,8 +900,13 @@ func (h *Healer) Run(ctx context.Context) error {
 // one, oldID, and moves its dependents onto it.
 func (h *Healer) reattachByName(name, oldID, cause string) {
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	// Most removed containers have no dependents: the shared listing says
+	// so without a call per container.
+	if deps, err := h.o.Docker.Dependents(ctx, oldID, oldID); err != nil || len(deps) == 0 {
+		return
+	}
 	c, err := h.o.Docker.Inspect(ctx, name)
-	cancel()
 	if err != nil || c.ID == oldID || !config.Selected(c.Labels, h.o.Label) {
 		return
 	}
