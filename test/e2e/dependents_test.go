@@ -444,3 +444,29 @@ func TestDependentRecreateRefusedByProxyLeavesItAsItWas(t *testing.T) {
 		t.Errorf("containers after the failed recreate: %q (%v), want only %s", out, err, child)
 	}
 }
+
+// #15 item 6: a chain of networks (vpn ← app ← agent, each joined to the
+// one before) is restarted in order after the healer restarts vpn, and the
+// last one reaches the first again.
+func TestDependentChainRestartedInOrder(t *testing.T) {
+	label := "hmd-depchain-" + env.RunID
+	a, b, c := "hmd-depchain-vpn-"+env.RunID, "hmd-depchain-app-"+env.RunID, "hmd-depchain-agent-"+env.RunID
+	dockerEvents := env.WatchEvents(t)
+	h := startHealer(t, t.TempDir(), append([]string{"--container-label", label}, fast...)...)
+	sidecar(t, dockerEvents, label, a, b, nil, nil)
+	env.Run(t, dockertest.Spec{Name: c, Labels: map[string]string{label: "true"}, Env: map[string]string{"FIXTURE_ADDR": "127.0.0.1:8082"},
+		Args: []string{"--network", "container:" + b}})
+	dockerEvents.Wait(t, wait, c+" healthy", dockertest.Is(c, "health_status: healthy"))
+
+	sick(t, a)
+	aOK := h.got.wait(t, wait, a+" restarted", kindOf(events.RestartSucceeded, a))
+	bOK := h.got.wait(t, wait, b+" restarted after "+a, succeededFor(b, a, heal.ParentRestartedReason(a)))
+	cOK := h.got.wait(t, wait, c+" restarted after "+b, succeededFor(c, b, heal.ParentRestartedReason(b)))
+	if !aOK.Time.Before(bOK.Time) || !bOK.Time.Before(cOK.Time) {
+		t.Errorf("restarts out of order: %s %s, %s %s, %s %s", a, aOK.Time, b, bOK.Time, c, cOK.Time)
+	}
+	reaches(t, c, "at the end of the chain")
+	if n := h.got.count(kindOf(events.RestartRequested, c)); n != 1 {
+		t.Errorf("%d restarts of %s, want 1", n, c)
+	}
+}
