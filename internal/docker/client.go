@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,18 @@ type Client struct {
 	depMu    sync.Mutex
 	depAt    time.Time
 	depIndex []hmd.Container
+	// depGen counts the creates and removals seen: a listing begun before
+	// one is not kept.
+	depGen uint64
+}
+
+// dropDependents forgets the dependents index: a container was created or
+// removed, and the next question must see it.
+func (c *Client) dropDependents() {
+	c.depMu.Lock()
+	c.depAt = time.Time{}
+	c.depGen++
+	c.depMu.Unlock()
 }
 
 // depTTL is how long one listing of network-mode dependents serves.
@@ -262,8 +275,11 @@ func (c *Client) dependentsIndex(ctx context.Context) ([]hmd.Container, error) {
 		c.depMu.Unlock()
 		return idx, nil
 	}
+	gen := c.depGen
 	c.depMu.Unlock()
-	v, err, _ := c.depGroup.Do("dependents", func() (any, error) {
+	// Keyed by generation: a listing begun before a create is not shared
+	// with a caller after it.
+	v, err, _ := c.depGroup.Do("dependents/"+strconv.FormatUint(gen, 10), func() (any, error) {
 		ctx, cancel := c.short(ctx)
 		defer cancel()
 		res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true})
@@ -283,7 +299,9 @@ func (c *Client) dependentsIndex(ctx context.Context) ([]hmd.Container, error) {
 			idx = append(idx, hmd.Container{ID: s.ID, Name: name, Image: s.Image, Labels: s.Labels, Running: s.State == container.StateRunning, NetworkMode: mode})
 		}
 		c.depMu.Lock()
-		c.depAt, c.depIndex = time.Now(), idx
+		if c.depGen == gen {
+			c.depAt, c.depIndex = time.Now(), idx
+		}
 		c.depMu.Unlock()
 		return idx, nil
 	})
