@@ -108,7 +108,7 @@ func (a *App) listOnce(ctx context.Context) error {
 		if !config.Selected(c.Labels, a.cfg.ContainerLabel) || !config.InNamespace(c.Name, a.cfg.Namespace) {
 			continue
 		}
-		l := status.Listed{ID: c.ID, Name: c.Name, Image: c.Image, Health: c.Health, State: "exited"}
+		l := status.Listed{ID: c.ID, Name: c.Name, Image: c.Image, Health: c.Health, State: "exited", NetworkMode: c.NetworkMode}
 		switch {
 		case c.Restarting:
 			l.State = "restarting"

@@ -138,9 +138,10 @@ func TestStatusFromOwnView(t *testing.T) {
 		t.Errorf("a destroyed container's restart series stayed: %d", n)
 	}
 	// Only the listing at connect reached the daemon beyond the restart's
-	// own calls: no status request did.
+	// and the removal's own calls (each looks for dependents): no status
+	// request did.
 	reqs := fake.Requests()
-	if n := reqs["GET /containers/json"]; n < 1 || n > 3 {
+	if n := reqs["GET /containers/json"]; n < 1 || n > 4 {
 		t.Errorf("container lists: %d (%v)", n, reqs)
 	}
 }

@@ -45,6 +45,7 @@ type Policy struct {
 	HealExited              bool
 	HealExitZero            bool
 	RestartDependents       bool
+	Recreate                bool
 	MaxHistoricEntries      int
 	CleanDuplicates         bool
 	// NotifyURL and NotifyLevel come only from a container's labels
@@ -397,6 +398,7 @@ func settings() []setting {
 		boolean("heal_exited", true, "also start a container that died with a non-zero exit code or OOM, unless a user stopped it or its restart policy restarts it", func(c *Config) *bool { return &c.Policy.HealExited }),
 		boolean("heal_exit_zero", false, "with heal_exited, also start containers that exited with code 0", func(c *Config) *bool { return &c.Policy.HealExitZero }),
 		boolean("restart_dependents", true, "restart containers with network_mode container:<healed one> after it", func(c *Config) *bool { return &c.Policy.RestartDependents }),
+		boolean("recreate", true, "recreate a container with network_mode container:<id> on the new container when its parent is recreated (false: only report it)", func(c *Config) *bool { return &c.Policy.Recreate }),
 		integer("max_historic_entries", 50, 1, 100_000, "events kept per container", func(c *Config) *int { return &c.Policy.MaxHistoricEntries }).
 			env("DEFAULT_MAX_HISTORIC_ENTRIES").label(rm + "max_historic_entries"),
 		enum("action", ActionRestart, []string{ActionRestart, ActionStop, ActionNotify, ActionNone}, "what healing does: restart, stop (and leave stopped), notify (decide and tell, touch nothing) or none (record only)", func(c *Config) *string { return &c.Policy.Action }),

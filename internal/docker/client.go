@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,18 @@ type Client struct {
 	depMu    sync.Mutex
 	depAt    time.Time
 	depIndex []hmd.Container
+	// depGen counts the creates and removals seen: a listing begun before
+	// one is not kept.
+	depGen uint64
+}
+
+// dropDependents forgets the dependents index: a container was created or
+// removed, and the next question must see it.
+func (c *Client) dropDependents() {
+	c.depMu.Lock()
+	c.depAt = time.Time{}
+	c.depGen++
+	c.depMu.Unlock()
 }
 
 // depTTL is how long one listing of network-mode dependents serves.
@@ -210,7 +223,50 @@ func (c *Client) Dependents(ctx context.Context, parentID, parentName string) ([
 	return out, nil
 }
 
-// dependentsIndex lists the containers whose network is another's, at most
+// Labels compose v2 writes: a container's project and service, and the
+// services it depends on as service:condition:restart, comma-separated.
+const (
+	composeProject   = "com.docker.compose.project"
+	composeService   = "com.docker.compose.service"
+	composeDependsOn = "com.docker.compose.depends_on"
+)
+
+// ComposeDependents lists the containers of parent's compose project that
+// depend on its service with restart: true. Compose restarts them only for
+// restarts it runs itself.
+func (c *Client) ComposeDependents(ctx context.Context, parent hmd.Container) ([]hmd.Container, error) {
+	project, service := parent.Labels[composeProject], parent.Labels[composeService]
+	if project == "" || service == "" {
+		return nil, nil
+	}
+	index, err := c.dependentsIndex(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list compose dependents of %s: %w", parent.Name, err)
+	}
+	var out []hmd.Container
+	for _, ct := range index {
+		if ct.ID != parent.ID && ct.Labels[composeProject] == project && RestartsWith(ct.Labels[composeDependsOn], service) {
+			out = append(out, ct)
+		}
+	}
+	return out, nil
+}
+
+// RestartsWith says whether a com.docker.compose.depends_on label names
+// service with restart true. Entries are service:condition:restart; older
+// compose writes service:condition or just service, which do not restart.
+func RestartsWith(dependsOn, service string) bool {
+	for entry := range strings.SplitSeq(dependsOn, ",") {
+		parts := strings.Split(strings.TrimSpace(entry), ":")
+		if len(parts) == 3 && parts[0] == service && strings.EqualFold(parts[2], "true") {
+			return true
+		}
+	}
+	return false
+}
+
+// dependentsIndex lists the containers whose network is another's, or
+// that carry compose's depends_on, at most
 // once per depTTL, one listing for all the callers waiting on it.
 func (c *Client) dependentsIndex(ctx context.Context) ([]hmd.Container, error) {
 	c.depMu.Lock()
@@ -219,8 +275,11 @@ func (c *Client) dependentsIndex(ctx context.Context) ([]hmd.Container, error) {
 		c.depMu.Unlock()
 		return idx, nil
 	}
+	gen := c.depGen
 	c.depMu.Unlock()
-	v, err, _ := c.depGroup.Do("dependents", func() (any, error) {
+	// Keyed by generation: a listing begun before a create is not shared
+	// with a caller after it.
+	v, err, _ := c.depGroup.Do("dependents/"+strconv.FormatUint(gen, 10), func() (any, error) {
 		ctx, cancel := c.short(ctx)
 		defer cancel()
 		res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true})
@@ -230,7 +289,7 @@ func (c *Client) dependentsIndex(ctx context.Context) ([]hmd.Container, error) {
 		var idx []hmd.Container
 		for _, s := range res.Items {
 			mode := s.HostConfig.NetworkMode
-			if !strings.HasPrefix(mode, "container:") {
+			if !strings.HasPrefix(mode, "container:") && s.Labels[composeDependsOn] == "" {
 				continue
 			}
 			name := ""
@@ -240,7 +299,9 @@ func (c *Client) dependentsIndex(ctx context.Context) ([]hmd.Container, error) {
 			idx = append(idx, hmd.Container{ID: s.ID, Name: name, Image: s.Image, Labels: s.Labels, Running: s.State == container.StateRunning, NetworkMode: mode})
 		}
 		c.depMu.Lock()
-		c.depAt, c.depIndex = time.Now(), idx
+		if c.depGen == gen {
+			c.depAt, c.depIndex = time.Now(), idx
+		}
 		c.depMu.Unlock()
 		return idx, nil
 	})

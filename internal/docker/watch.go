@@ -246,6 +246,10 @@ func (w *Watcher) handle(m events.Message, subscribed int64) {
 	}
 	o.Received = received
 	o.Replayed = t < subscribed
+	if o.Kind == hmd.DockerCreate || o.Kind == hmd.DockerDestroy {
+		// Before the sink sees it: whoever asks next finds the container.
+		w.c.dropDependents()
+	}
 	w.mu.Lock()
 	switch o.Kind {
 	case hmd.DockerUnhealthy:

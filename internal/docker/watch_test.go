@@ -246,3 +246,34 @@ func TestConvertMarksAttributesALabelCanFake(t *testing.T) {
 		t.Errorf("plain die: %+v", o)
 	}
 }
+
+func TestRestartsWith(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, label, service string
+		want                 bool
+	}{
+		{name: "restart true", label: "db:service_healthy:true", service: "db", want: true},
+		{name: "among others", label: "cache:service_started:false, db:service_started:True", service: "db", want: true},
+		{name: "restart false", label: "db:service_healthy:false", service: "db"},
+		{name: "older compose without restart", label: "db:service_started", service: "db"},
+		{name: "another service", label: "dbx:service_started:true", service: "db"},
+		{name: "empty", label: "", service: "db"},
+		{name: "garbage", label: ":::,db::", service: "db"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := RestartsWith(tt.label, tt.service); got != tt.want {
+				t.Errorf("RestartsWith(%q, %q) = %v, want %v", tt.label, tt.service, got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzRestartsWith(f *testing.F) {
+	f.Add("db:service_healthy:true,web:service_started:false", "db")
+	f.Fuzz(func(t *testing.T, label, service string) {
+		_ = RestartsWith(label, service)
+	})
+}

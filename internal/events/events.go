@@ -70,6 +70,15 @@ const (
 	ControlResumed Kind = "control.resumed"
 )
 
+// Re-attaching a dependent whose network parent was recreated: the
+// decision, the new container (NewContainerID) and a failure, after which
+// the old container is left as it was.
+const (
+	RecreateRequested Kind = "decision.recreate_requested"
+	Recreated         Kind = "outcome.recreated"
+	RecreateFailed    Kind = "dependent.recreate_failed"
+)
+
 // NotifyFailed: a notification target refused a message for good.
 const NotifyFailed Kind = "notify.failed"
 
@@ -98,6 +107,7 @@ var Kinds = []Kind{
 	CleanupFound, CleanupRemoved, CleanupKept, CleanupFailed, NotifyFailed,
 	RestartRequested, RestartSkipped, GaveUp,
 	RestartSucceeded, RestartFailed, Stopped, ControlPaused, ControlResumed,
+	RecreateRequested, Recreated, RecreateFailed,
 	HealerStarted, HealerStopped, DockerConnected, DockerLost, Degraded, ConfigError, HealerPanic,
 }
 
@@ -200,6 +210,11 @@ type Data struct {
 	// the target's id (never its URL, which may hold a token) and level.
 	NotifyTarget string `json:"notify_target,omitempty"`
 	NotifyLevel  string `json:"notify_level,omitempty"`
+	// Parent names the network parent (or compose dependency) on whose
+	// account a dependent is acted on or reported.
+	Parent string `json:"parent,omitempty"`
+	// NewContainerID is the id of the container that replaced ContainerID.
+	NewContainerID string `json:"new_container_id,omitempty"`
 }
 
 // New builds an event of kind k about container (empty for the healer itself).

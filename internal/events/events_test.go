@@ -40,6 +40,17 @@ func TestGoldenJSON(t *testing.T) {
 		})},
 		{"healer_degraded", New(Degraded, "7d1c6a0e-3b5f-4f1e-8c2a-9e0d1f2a3b4c", at, "", Data{Host: "host-1", Reason: "store: write data/.hmd-probe: no space left on device"})},
 		{"healer_panic", New(HealerPanic, "0c7e9d3a-51d4-4f0e-9b8e-2a6f4c1d7e90", at, "", Data{Host: "host-1", Reason: "notify runner notify-3f2a", Error: "label value is not valid UTF-8"})},
+		{"recreate_requested", New(RecreateRequested, DerivedID(cause, RecreateRequested), at, "vpn-app", Data{
+			Host: "host-1", ContainerID: obs.ContainerID, Container: "vpn-app", Cause: cause, Reason: "its network parent vpn was recreated", Parent: "vpn",
+		})},
+		{"recreated", New(Recreated, DerivedID(cause, Recreated), at, "vpn-app", Data{
+			Host: "host-1", ContainerID: obs.ContainerID, Container: "vpn-app", Cause: cause, Reason: "its network parent vpn was recreated", Parent: "vpn",
+			NewContainerID: "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b", DurationMS: 850.25,
+		})},
+		{"recreate_failed", New(RecreateFailed, DerivedID(cause, RecreateFailed), at, "vpn-app", Data{
+			Host: "host-1", ContainerID: obs.ContainerID, Container: "vpn-app", Cause: cause, Reason: "its network parent vpn was recreated", Parent: "vpn",
+			Error: "recreate vpn-app: POST /containers/create: 403 Forbidden",
+		})},
 		{"healer_started", New(HealerStarted, "5b0f2f8e-7c1e-4a57-9a0b-1f1c2d3e4f50", at, "", Data{Host: "host-1", Version: "1.0.0"})},
 	}
 	for _, tt := range tests {

@@ -25,10 +25,13 @@ const (
 	GiveUp
 	// LookAgain: not conclusive yet; look at the container again at RetryAt.
 	LookAgain
+	// Recreate the container on its recreated network parent, and start
+	// it if Start.
+	Recreate
 )
 
 func (v Verdict) String() string {
-	return [...]string{"ignore", "restart", "skip", "give_up", "look_again"}[v]
+	return [...]string{"ignore", "restart", "skip", "give_up", "look_again", "recreate"}[v]
 }
 
 // Decision is a verdict, its reason, when to look again, and for a restart
@@ -44,34 +47,41 @@ type Decision struct {
 	// Action, for a restart, is what is done instead when it is not one:
 	// config.ActionStop or config.ActionNotify; empty means restart.
 	Action string
+	// Start: the recreated container is started.
+	Start bool
 }
 
 // Reasons, stable strings that subscribers and the notifier match on.
 const (
-	ReasonUnhealthy    = "health_status: unhealthy"
-	ReasonReconciled   = "unhealthy when listed"
-	ReasonExited       = "exited"
-	ReasonInFlight     = "a restart of this container is already running"
-	ReasonReplayed     = "event replayed after a reconnect; the container's current state was reconciled instead"
-	ReasonGivenUp      = "the healer gave up on this container"
-	ReasonGiveUp       = "restarted max_checks_to_give_up times without staying healthy"
-	ReasonStartGrace   = "within start_grace of the container's start"
-	ReasonBetween      = "within seconds_between_restarts of the last restart"
-	ReasonFrameLimit   = events.ReasonFrameLimit
-	ReasonBackoff      = "exponential backoff"
-	ReasonUserStopped  = "stopped by a user or API call"
-	ReasonExitZero     = "exited with code 0"
-	ReasonRunningAgain = "running again"
-	ReasonOwnPolicy    = "its own restart policy restarts it"
-	ReasonDependent    = "network_mode container: of a restarted container"
-	ReasonRetry        = "retry after a failed restart"
-	ReasonSwarm        = "a Swarm task: Swarm replaces it"
-	ReasonOneOff       = "a compose one-off (docker compose run): not started again"
-	ReasonNotRunning   = "not running: left to its own healing"
-	ReasonGone         = "the container is gone"
-	ReasonPaused       = "paused by a user or API call"
-	ReasonActionStop   = "action=stop: left stopped"
-	ReasonMaintenance  = "paused for maintenance (healer pause)"
+	ReasonUnhealthy        = "health_status: unhealthy"
+	ReasonReconciled       = "unhealthy when listed"
+	ReasonExited           = "exited"
+	ReasonInFlight         = "a restart of this container is already running"
+	ReasonReplayed         = "event replayed after a reconnect; the container's current state was reconciled instead"
+	ReasonGivenUp          = "the healer gave up on this container"
+	ReasonGiveUp           = "restarted max_checks_to_give_up times without staying healthy"
+	ReasonStartGrace       = "within start_grace of the container's start"
+	ReasonBetween          = "within seconds_between_restarts of the last restart"
+	ReasonFrameLimit       = events.ReasonFrameLimit
+	ReasonBackoff          = "exponential backoff"
+	ReasonUserStopped      = "stopped by a user or API call"
+	ReasonExitZero         = "exited with code 0"
+	ReasonRunningAgain     = "running again"
+	ReasonOwnPolicy        = "its own restart policy restarts it"
+	ReasonDependent        = "network_mode container: of a restarted container"
+	ReasonParentDown       = "died with its network parent; waiting for the parent to run again"
+	ReasonRecreateOff      = "its network parent was recreated; recreate=false, so it is only reported"
+	ReasonRecreateNotActed = "its network parent was recreated; only reported under action="
+	ReasonNotSelected      = "its network parent is not selected: left alone"
+	ReasonCycle            = "its dependency chain loops back to itself: left alone"
+	ReasonRetry            = "retry after a failed restart"
+	ReasonSwarm            = "a Swarm task: Swarm replaces it"
+	ReasonOneOff           = "a compose one-off (docker compose run): not started again"
+	ReasonNotRunning       = "not running: left to its own healing"
+	ReasonGone             = "the container is gone"
+	ReasonPaused           = "paused by a user or API call"
+	ReasonActionStop       = "action=stop: left stopped"
+	ReasonMaintenance      = "paused for maintenance (healer pause)"
 	// ReasonDropped starts the reason of a claimed restart that was never
 	// sent: nothing of ours is in flight after it.
 	ReasonDropped = "queued restart dropped"
@@ -91,6 +101,29 @@ const pausedLook = 5 * time.Minute
 // have caused it: the daemon logs kill after it signals, so a process that
 // exits at once can die before its kill event arrives.
 const exitSettle = 300 * time.Millisecond
+
+// diedWithWindow is how soon after its network parent's die a dependent's
+// die counts as dying with it: an app that loses its network (a VPN
+// sidecar's) exits within seconds, or at once.
+const diedWithWindow = 10 * time.Second
+
+// ParentRestartedReason is the reason of a dependent's restart because
+// the healer restarted its network parent.
+func ParentRestartedReason(parent string) string {
+	return "its network parent " + parent + " was restarted"
+}
+
+// ComposeRestartedReason is the reason of a restart because the healer
+// restarted a compose service the container depends on with restart: true.
+func ComposeRestartedReason(parent string) string {
+	return "it depends on " + parent + " (compose depends_on restart: true), which was restarted"
+}
+
+// DiedWithParentReason is the reason of a dependent's start after it died
+// with its network parent, which runs again.
+func DiedWithParentReason(parent string) string {
+	return "it died with its network parent " + parent + ", which runs again"
+}
 
 // State is what the healer knows of one container, folded from its events
 // by Fold. It is a plain value that can be stored as JSON; the fields marked
@@ -143,6 +176,9 @@ type State struct {
 	// Pending (runtime): the claimed restart has not been sent yet, so a
 	// kill or stop now is not ours.
 	Pending bool `json:"-"`
+	// OwedParent (runtime): a restart owed to the network parent so named,
+	// skipped for the budget and looked at again at its RetryAt.
+	OwedParent string `json:"-"`
 }
 
 // Stored says whether the healer's history keeps events of kind k: those
@@ -174,7 +210,7 @@ func FoldAll(history []events.Event) State {
 // last: nothing of an earlier healer is in flight, so a restart it claimed
 // and never finished ends there, and no stop after it passes for ours.
 func (s State) Settled(last time.Time) State {
-	s.InFlight, s.Pending = false, false
+	s.InFlight, s.Pending, s.OwedParent = false, false, ""
 	if s.Ours && s.RestartDone.IsZero() {
 		s.RestartDone = last
 	}
@@ -296,9 +332,15 @@ const (
 	BeforeSend
 	// AfterFailure: our restart of the container has just failed.
 	AfterFailure
-	// AsDependent: the container's network is a container's that was just
-	// restarted; Look is what the listing showed.
+	// AsDependent: the container's network is a container's that the
+	// healer just restarted; Look is the container now.
 	AsDependent
+	// ParentStarted: the container's network parent started again, not by
+	// the healer (Docker's restart policy, a user); Look is the container now.
+	ParentStarted
+	// ParentRecreated: the container's network is container:<id> of a
+	// removed container whose name a new one, Parent, now has.
+	ParentRecreated
 )
 
 // Observation is what Decide is asked about.
@@ -309,8 +351,23 @@ type Observation struct {
 	// Gone: the container no longer exists.
 	Look events.Container
 	Gone bool
-	// Parent is the restarted container's name, AsDependent.
-	Parent string
+	// Parent is the name of the container's network parent, for
+	// AsDependent, ParentStarted and a look at a dependent; ParentDiedAt is
+	// the parent's latest die, ParentRunning whether it runs now and is not
+	// being restarted by the healer.
+	Parent        string
+	ParentDiedAt  time.Time
+	ParentRunning bool
+	// Compose: the parent is a compose service the container depends on
+	// with restart: true, not its network.
+	Compose bool
+	// Cycle: the container was already acted on in this chain of parents.
+	Cycle bool
+	// ParentNotSelected: the parent is not the healer's to watch.
+	ParentNotSelected bool
+	// ParentDiedRecently: a selected container died within diedWithWindow,
+	// so a die may be a dependent's dying with it and is looked at.
+	ParentDiedRecently bool
 }
 
 // Decide is the healer's whole judgement about a selected container: a pure
@@ -331,6 +388,10 @@ func Decide(s State, o Observation, p config.Policy, now time.Time) Decision {
 	if d.Verdict != Ignore && s.PausedAt(now) {
 		// Recorded, never acted on; looked at again when the pause ends.
 		return Decision{Verdict: Skip, Reason: ReasonMaintenance, RetryAt: s.PausedUntil}
+	}
+	if d.Verdict == Recreate && action != config.ActionRestart {
+		// Monitor-only and notify touch nothing: a recreate is told only.
+		return Decision{Verdict: Skip, Reason: ReasonRecreateNotActed + action}
 	}
 	if d.Verdict != Restart || action == config.ActionRestart {
 		return d
@@ -374,19 +435,10 @@ func decide(s State, o Observation, p config.Policy, now time.Time) Decision {
 			return Decision{Verdict: LookAgain, Reason: d.Reason, RetryAt: d.RetryAt}
 		}
 		return d
-	case AsDependent:
-		switch {
-		case s.InFlight:
-			return Decision{Verdict: Skip, Reason: ReasonInFlight}
-		case s.UserStopped:
-			return Decision{Verdict: Skip, Reason: ReasonUserStopped}
-		case !o.Look.Running:
-			// Stopped by a user, or dead by itself: its own events decide.
-			return Decision{Verdict: Skip, Reason: ReasonNotRunning}
-		}
-		d := limit(s, p, now, ReasonDependent+" "+o.Parent)
-		d.RetryAt = time.Time{}
-		return d
+	case AsDependent, ParentStarted:
+		return decideDependent(s, o, p, now)
+	case ParentRecreated:
+		return decideRecreate(s, o, p)
 	case FromLook:
 		return decideLook(s, o, p, now)
 	}
@@ -415,7 +467,7 @@ func decide(s State, o Observation, p config.Policy, now time.Time) Decision {
 		case s.Ours && s.ours(o.DockerTime):
 			// The death our own restart caused: its outcome decides.
 			return Decision{Verdict: Ignore}
-		case !p.HealExited && s.Failures == 0:
+		case !p.HealExited && s.Failures == 0 && !o.ParentDiedRecently:
 			return Decision{Verdict: Ignore}
 		}
 		// The stop's kill may come after the die: decided once it is in.
@@ -430,6 +482,12 @@ func decideLook(s State, o Observation, p config.Policy, now time.Time) Decision
 	switch {
 	case o.Gone, s.InFlight:
 		return Decision{Verdict: Ignore}
+	case s.OwedParent != "":
+		// A restart owed to the parent, skipped for the budget until now.
+		o.Purpose, o.Parent = AsDependent, s.OwedParent
+		return decideDependent(s, o, p, now)
+	case o.Parent != "" && !c.Running && !s.UserStopped && s.diedWith(o.ParentDiedAt):
+		return decideDependent(s, o, p, now)
 	case s.UserStopped:
 		return Decision{Verdict: Skip, Reason: ReasonUserStopped}
 	case c.Paused:
@@ -456,6 +514,76 @@ func decideLook(s State, o Observation, p config.Policy, now time.Time) Decision
 		return Decision{Verdict: Skip, Reason: ReasonExitZero}
 	}
 	return limit(s, p, now, "exited with code "+strconv.Itoa(c.ExitCode))
+}
+
+// decideDependent decides on a container whose network parent was
+// restarted or started again, or that died with it: with its own state and
+// policy, so its budget, give-up and a user's stop hold.
+func decideDependent(s State, o Observation, p config.Policy, now time.Time) Decision {
+	c := o.Look
+	switch {
+	case o.Gone:
+		return Decision{Verdict: Ignore}
+	case o.Cycle:
+		return Decision{Verdict: Skip, Reason: ReasonCycle}
+	case o.ParentNotSelected:
+		return Decision{Verdict: Skip, Reason: ReasonNotSelected}
+	case s.InFlight:
+		return Decision{Verdict: Skip, Reason: ReasonInFlight}
+	case s.UserStopped:
+		return Decision{Verdict: Skip, Reason: ReasonUserStopped}
+	case c.Paused:
+		return Decision{Verdict: Skip, Reason: ReasonPaused}
+	case c.Running && o.Purpose == AsDependent && o.Compose:
+		return limit(s, p, now, ComposeRestartedReason(o.Parent))
+	case c.Running && o.Purpose == AsDependent:
+		// Running without a network: the parent's is new.
+		return limit(s, p, now, ParentRestartedReason(o.Parent))
+	case c.Running:
+		return Decision{Verdict: Ignore}
+	case !s.diedWith(o.ParentDiedAt):
+		if o.Purpose == AsDependent {
+			// Stopped long before, or dead by itself: its own events decide.
+			return Decision{Verdict: Skip, Reason: ReasonNotRunning}
+		}
+		return Decision{Verdict: Ignore}
+	case !o.ParentRunning:
+		// The parent's start decides: until then it cannot start.
+		return Decision{Verdict: Skip, Reason: ReasonParentDown}
+	}
+	return limit(s, p, now, DiedWithParentReason(o.Parent))
+}
+
+// decideRecreate decides on a container left pointing at the removed
+// network parent: recreated on the new one (it cannot run otherwise),
+// started if it ran or died with the old one, unless a user stopped it.
+func decideRecreate(s State, o Observation, p config.Policy) Decision {
+	switch {
+	case o.Gone:
+		return Decision{Verdict: Ignore}
+	case !p.Recreate:
+		return Decision{Verdict: Skip, Reason: ReasonRecreateOff}
+	case s.InFlight:
+		return Decision{Verdict: Skip, Reason: ReasonInFlight}
+	}
+	start := !s.UserStopped && !o.Look.Paused && (o.Look.Running || s.diedWith(o.ParentDiedAt))
+	return Decision{Verdict: Recreate, Reason: ParentRecreatedReason(o.Parent), Start: start}
+}
+
+// ParentRecreatedReason is the reason of a dependent's recreate.
+func ParentRecreatedReason(parent string) string {
+	return "its network parent " + parent + " was recreated"
+}
+
+// diedWith says whether the container's latest die came within
+// diedWithWindow after its parent's die at parentDied (or just before it:
+// the two are stamped by different goroutines of the daemon).
+func (s State) diedWith(parentDied time.Time) bool {
+	if !s.Died || s.DiedAt.IsZero() || parentDied.IsZero() {
+		return false
+	}
+	d := s.DiedAt.Sub(parentDied)
+	return d >= -time.Second && d <= diedWithWindow
 }
 
 // leaveAlone skips a container that its owner heals, telling so once.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,14 @@ type Docker interface {
 	LogTail(ctx context.Context, id string, lines, maxBytes int) (string, error)
 	Inspect(ctx context.Context, id string) (events.Container, error)
 	Dependents(ctx context.Context, parentID, parentName string) ([]events.Container, error)
+	// ComposeDependents lists the containers of parent's compose project
+	// that depend on its service with restart: true.
+	ComposeDependents(ctx context.Context, parent events.Container) ([]events.Container, error)
+	// Recreate replaces id by a copy on container:<parentID>'s network,
+	// started if start, and returns the copy's id; on an error the old
+	// container is left as it was.
+	// created is told the new id before the copy starts.
+	Recreate(ctx context.Context, id, parentID string, start bool, created func(newID string)) (string, error)
 }
 
 // Publisher records events; it must not block.
@@ -108,7 +117,18 @@ type entry struct {
 	timer Timer
 	// due is when timer fires; later is a look asked for after it.
 	due, later time.Time
+	// name is the container's name when first seen, before a rename aside.
+	name string
 }
+
+// goneParent is a removed container that dependents may still point at.
+type goneParent struct {
+	id     string
+	diedAt time.Time
+}
+
+// maxGone bounds the memory of removed containers' names.
+const maxGone = 1024
 
 // Healer heals selected containers.
 type Healer struct {
@@ -125,6 +145,12 @@ type Healer struct {
 	state   map[string]*entry
 	warned  map[string]struct{}
 	stopped bool
+	// lastDie is the daemon time of the latest die of a selected
+	// container: a die soon after it may be a dependent's dying with it.
+	lastDie time.Time
+	// gone maps the name of a removed selected container to it, so that a
+	// new container under that name takes over its dependents.
+	gone map[string]goneParent
 }
 
 // New returns a healer; Run must be running for restarts to happen.
@@ -160,6 +186,7 @@ func New(o Options) *Healer {
 		state:     map[string]*entry{},
 		warned:    map[string]struct{}{},
 		overrides: config.NewOverrides(o.Label),
+		gone:      map[string]goneParent{},
 	}
 	for id, s := range o.Initial {
 		s.InFlight, s.Pending = false, false
@@ -194,6 +221,12 @@ func (h *Healer) State(id string) State {
 // the Docker event stream's goroutine.
 func (h *Healer) Handle(o events.Observed) {
 	if !config.Selected(o.Labels, h.o.Label) || !config.InNamespace(o.Name, h.o.Namespace) {
+		if o.Kind == events.DockerStart && !o.Replayed {
+			// Its selected dependents are told why they are left alone.
+			h.mu.Lock()
+			h.spawnLocked(func() { h.dependentsOf(o, o.ID(h.o.Host), ParentStarted) })
+			h.mu.Unlock()
+		}
 		return
 	}
 	ev := o.Event(h.o.Host)
@@ -204,14 +237,36 @@ func (h *Healer) Handle(o events.Observed) {
 
 	h.mu.Lock()
 	e := h.entry(o.ContainerID)
+	if o.Kind == events.DockerDie {
+		obs.ParentDiedRecently = !h.lastDie.IsZero() && o.DockerTime.Sub(h.lastDie) <= diedWithWindow
+		h.lastDie = latest(h.lastDie, o.DockerTime)
+	}
+	if e.name == "" {
+		e.name = originalName(o.Name)
+	}
 	d := Decide(e.state, obs, policy, now)
 	h.record(e, ev)
 	if o.Kind == events.DockerDestroy {
+		h.forgetParent(e.name, o.ContainerID, e.state.DiedAt)
 		h.forget(o.ContainerID, e)
+		name := e.name
+		// A container already created under its name (compose renames the
+		// old one aside first) takes over its dependents now.
+		h.spawnLocked(func() { h.reattachByName(name, o.ContainerID, cause) })
 		h.mu.Unlock()
 		return
 	}
+	if g, ok := h.gone[originalName(o.Name)]; ok && o.Kind == events.DockerStart && g.id != o.ContainerID {
+		parent := events.Container{ID: o.ContainerID, Name: o.Name, Running: true}
+		h.spawnLocked(func() { h.reattach(g, parent, cause) })
+	}
 	restart := h.act(e, obs, cause, d, policy)
+	// A start that is not the healer's own restart (which sees to the
+	// dependents itself) may find dependents that died with this one.
+	parentStarted := o.Kind == events.DockerStart && !o.Replayed && !e.state.InFlight
+	if parentStarted {
+		h.spawnLocked(func() { h.dependentsOf(o, cause, ParentStarted) })
+	}
 	h.mu.Unlock()
 
 	h.o.Log.Debug("observed", "container", o.Name, "event", o.Kind, "reconciled", o.Reconciled, "replayed", o.Replayed, "verdict", d.Verdict)
@@ -228,24 +283,29 @@ func (h *Healer) Handle(o events.Observed) {
 func (h *Healer) act(e *entry, o Observation, cause string, d Decision, p config.Policy) bool {
 	switch d.Verdict {
 	case Skip:
-		h.o.Log.Info("restart skipped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "retry_at", d.RetryAt)
-		h.decision(e, events.RestartSkipped, cause, o.Observed, d, p)
+		h.o.Log.Info("restart skipped", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "retry_at", d.RetryAt, "parent", o.Parent)
+		h.decisionFor(e, events.RestartSkipped, cause, o, d, p)
 		if !d.RetryAt.IsZero() {
+			if o.Purpose == AsDependent {
+				// Owed: the look then finds it running and must know why.
+				e.state.OwedParent = o.Parent
+			}
 			h.lookAt(e, o.Observed, cause, d.RetryAt)
 		}
 	case LookAgain:
 		h.lookAt(e, o.Observed, cause, d.RetryAt)
 	case GiveUp:
 		h.o.Log.Warn("giving up on container", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "attempts", d.Attempt)
-		h.decision(e, events.GaveUp, cause, o.Observed, d, p)
+		e.state.OwedParent = ""
+		h.decisionFor(e, events.GaveUp, cause, o, d, p)
 	case Restart:
-		req := h.decision(e, events.RestartRequested, cause, o.Observed, d, p)
+		req := h.decisionFor(e, events.RestartRequested, cause, o, d, p)
 		if d.Action == config.ActionNotify {
 			// Decided and told; nothing is sent to Docker.
 			h.o.Log.Info("restart decided, not sent (action notify)", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", d.Reason, "dry_run", p.DryRun)
 			return false
 		}
-		e.state.InFlight, e.state.Pending = true, true
+		e.state.InFlight, e.state.Pending, e.state.OwedParent = true, true, ""
 		if !h.spawnLocked(func() { h.restart(o.Observed, cause, req, p) }) {
 			e.state.InFlight, e.state.Pending = false, false
 			// Never sent, so not a failure: nothing of ours is in flight.
@@ -355,6 +415,31 @@ func stored(s State) State {
 	return s
 }
 
+// forgetParent remembers a removed container by name; h.mu is held.
+func (h *Healer) forgetParent(name, id string, diedAt time.Time) {
+	if len(h.gone) >= maxGone {
+		for k := range h.gone {
+			delete(h.gone, k)
+			break
+		}
+	}
+	h.gone[name] = goneParent{id: id, diedAt: diedAt}
+}
+
+// originalName is a container's name without the <12 hex>_ prefix that
+// docker-compose v1 gives a container it renames aside to recreate it.
+func originalName(name string) string {
+	if len(name) > 13 && name[12] == '_' {
+		for _, r := range name[:12] {
+			if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+				return name
+			}
+		}
+		return name[13:]
+	}
+	return name
+}
+
 func (h *Healer) forget(id string, e *entry) {
 	if e.timer != nil {
 		e.timer.Stop()
@@ -365,10 +450,27 @@ func (h *Healer) forget(id string, e *entry) {
 	}
 }
 
+// decisionFor is decision, naming the parent a dependent is decided for.
+func (h *Healer) decisionFor(e *entry, k events.Kind, cause string, o Observation, d Decision, p config.Policy) events.Event {
+	return h.decisionData(e, k, cause, o.Observed, d, p, events.Data{Parent: dependentParent(o)})
+}
+
+// dependentParent is the parent an observation decides a dependent for.
+func dependentParent(o Observation) string {
+	if o.Purpose != FromEvent {
+		return o.Parent
+	}
+	return ""
+}
+
 // decision records a decision event with the policy's counters; h.mu is held.
 func (h *Healer) decision(e *entry, k events.Kind, cause string, o events.Observed, d Decision, p config.Policy) events.Event {
-	data := events.Data{Reason: d.Reason, Attempt: d.Attempt, FrameRestarts: d.FrameRestarts, BackoffStep: d.BackoffStep,
-		Action: d.Action, DryRun: p.DryRun}
+	return h.decisionData(e, k, cause, o, d, p, events.Data{})
+}
+
+func (h *Healer) decisionData(e *entry, k events.Kind, cause string, o events.Observed, d Decision, p config.Policy, data events.Data) events.Event {
+	data.Reason, data.Attempt, data.FrameRestarts, data.BackoffStep = d.Reason, d.Attempt, d.FrameRestarts, d.BackoffStep
+	data.Action, data.DryRun = d.Action, p.DryRun
 	if !d.FrameStart.IsZero() {
 		fs := d.FrameStart.UTC()
 		data.FrameStart = &fs
@@ -405,8 +507,26 @@ func (h *Healer) look(id string, kind events.Kind, cause string) {
 	}
 	p := h.policy(o, cause)
 	obs := Observation{Observed: o, Purpose: FromLook, Look: c}
+	var parentID string
+	if ref, ok := strings.CutPrefix(c.NetworkMode, "container:"); ok && !c.Running {
+		pctx, pcancel := context.WithTimeout(h.ctx, 30*time.Second)
+		pc, err := h.o.Docker.Inspect(pctx, ref)
+		pcancel()
+		if err == nil && config.Selected(pc.Labels, h.o.Label) && config.InNamespace(pc.Name, h.o.Namespace) {
+			parentID, obs.Parent, obs.ParentRunning = pc.ID, pc.Name, pc.Running && !pc.Restarting
+		}
+	}
 	h.mu.Lock()
 	e := h.entry(id)
+	if parentID != "" {
+		if pe := h.state[parentID]; pe != nil {
+			obs.ParentDiedAt = pe.state.DiedAt
+			obs.ParentRunning = obs.ParentRunning && !pe.state.InFlight
+		}
+	}
+	if obs.Parent == "" {
+		obs.Parent = e.state.OwedParent
+	}
 	d := Decide(e.state, obs, p, h.o.Now())
 	h.act(e, obs, cause, d, p)
 	h.mu.Unlock()
@@ -581,7 +701,7 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 	q := <-quoted
 	h.o.Restarted(o.Name, err)
 	ms := float64(took.Microseconds()) / 1000
-	data := events.Data{Reason: req.Data.Reason, DurationMS: ms, Attempt: req.Data.Attempt, FrameRestarts: req.Data.FrameRestarts, Action: req.Data.Action,
+	data := events.Data{Reason: req.Data.Reason, DurationMS: ms, Attempt: req.Data.Attempt, FrameRestarts: req.Data.FrameRestarts, Action: req.Data.Action, Parent: req.Data.Parent,
 		Output: q.output, LogTail: q.logTail}
 	if err != nil {
 		h.o.Log.Error("restart failed", "container", o.Name, "container_id", events.ShortID(o.ContainerID), "reason", req.Data.Reason, "took", took, "attempt", req.Data.Attempt, "err", err)
@@ -601,7 +721,7 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 		"attempt", req.Data.Attempt, "frame_restarts", req.Data.FrameRestarts)
 	h.finish(o, h.derived(events.RestartSucceeded, cause, o, data, p))
 	if p.RestartDependents {
-		h.restartDependents(o, cause)
+		h.dependentsOf(o, cause, AsDependent)
 	}
 }
 
@@ -700,21 +820,56 @@ func (h *Healer) finish(o events.Observed, outcome events.Event) {
 	h.record(e, outcome)
 }
 
-// restartDependents restarts the selected containers that share the
-// network of a container just restarted: without it they have none. Each
-// is decided with its own state and policy.
-func (h *Healer) restartDependents(parent events.Observed, cause string) {
+// dependentsOf decides on the selected containers that share the network
+// of a container just restarted by the healer (AsDependent: without it
+// they have none) or started again by someone else (ParentStarted: those
+// that died with it are started). Each is decided with its own state and
+// policy, in turn, so a chain resolves in order.
+func (h *Healer) dependentsOf(parent events.Observed, cause string, purpose Purpose) {
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 	deps, err := h.o.Docker.Dependents(ctx, parent.ContainerID, parent.Name)
+	var composed []events.Container
+	if err == nil && purpose == AsDependent {
+		composed, err = h.o.Docker.ComposeDependents(ctx, events.Container{ID: parent.ContainerID, Name: parent.Name, Labels: parent.Labels})
+	}
 	cancel()
 	if err != nil {
 		h.o.Log.Error("cannot list dependents; they may have lost their network", "container", parent.Name, "err", err)
 		return
 	}
+	compose := map[string]bool{}
+	for _, c := range composed {
+		if !slices.ContainsFunc(deps, func(d events.Container) bool { return d.ID == c.ID }) {
+			deps = append(deps, c)
+			compose[c.ID] = true
+		}
+	}
+	parentSelected := config.Selected(parent.Labels, h.o.Label) && config.InNamespace(parent.Name, h.o.Namespace)
+	h.mu.Lock()
+	var parentDied time.Time
+	if pe := h.state[parent.ContainerID]; pe != nil {
+		parentDied = pe.state.DiedAt
+	}
+	h.mu.Unlock()
 	for _, c := range deps {
 		if !config.Selected(c.Labels, h.o.Label) || !config.InNamespace(c.Name, h.o.Namespace) {
 			h.o.Log.Warn("dependent not selected; left alone without network", "container", c.Name, "parent", parent.Name)
 			continue
+		}
+		if purpose == ParentStarted && c.Running && parentSelected {
+			// Its network survives a parent it did not die with only if
+			// the healer restarts it; a start by someone else is theirs.
+			continue
+		}
+		if !c.Running || purpose == ParentStarted {
+			// The listing may be a second old: its death decides.
+			ictx, icancel := context.WithTimeout(h.ctx, 30*time.Second)
+			fresh, err := h.o.Docker.Inspect(ictx, c.ID)
+			icancel()
+			if err != nil {
+				continue
+			}
+			c = fresh
 		}
 		o := events.Observed{ContainerID: c.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Received: time.Now()}
 		dcause := cause + "/" + events.ShortID(c.ID)
@@ -722,15 +877,18 @@ func (h *Healer) restartDependents(parent events.Observed, cause string) {
 		if !p.RestartDependents {
 			continue
 		}
-		obs := Observation{Observed: o, Purpose: AsDependent, Look: c, Parent: parent.Name}
+		obs := Observation{Observed: o, Purpose: purpose, Look: c, Parent: parent.Name, ParentDiedAt: parentDied, ParentRunning: true, Compose: compose[c.ID],
+			ParentNotSelected: !parentSelected}
+		// Already acted on in this chain: it depends on itself.
+		obs.Cycle = strings.Contains(cause+"/", "/"+events.ShortID(c.ID)+"/")
 		h.mu.Lock()
 		e := h.entry(c.ID)
 		d := Decide(e.state, obs, p, h.o.Now())
 		var req events.Event
 		send := d.Verdict == Restart && d.Action != config.ActionNotify
 		if send {
-			req = h.decision(e, events.RestartRequested, dcause, o, d, p)
-			e.state.InFlight, e.state.Pending = true, true
+			req = h.decisionFor(e, events.RestartRequested, dcause, obs, d, p)
+			e.state.InFlight, e.state.Pending, e.state.OwedParent = true, true, ""
 		} else {
 			h.act(e, obs, dcause, d, p)
 		}
@@ -763,4 +921,111 @@ func (h *Healer) Run(ctx context.Context) error {
 	h.mu.Unlock()
 	h.wg.Wait()
 	return nil
+}
+
+// reattachByName looks for a container now under the name of a removed
+// one, oldID, and moves its dependents onto it.
+func (h *Healer) reattachByName(name, oldID, cause string) {
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	// Most removed containers have no dependents: the shared listing says
+	// so without a call per container.
+	if deps, err := h.o.Docker.Dependents(ctx, oldID, oldID); err != nil || len(deps) == 0 {
+		return
+	}
+	c, err := h.o.Docker.Inspect(ctx, name)
+	if err != nil || c.ID == oldID || !config.Selected(c.Labels, h.o.Label) {
+		return
+	}
+	h.mu.Lock()
+	g, ok := h.gone[name]
+	h.mu.Unlock()
+	if !ok || g.id != oldID {
+		return
+	}
+	h.reattach(g, c, cause)
+}
+
+// reattach recreates the selected containers whose network is still
+// container:<the removed one> on parent, the container now under its name.
+// Each is decided with its own state and policy.
+func (h *Healer) reattach(old goneParent, parent events.Container, cause string) {
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	deps, err := h.o.Docker.Dependents(ctx, old.id, old.id)
+	cancel()
+	if err != nil {
+		h.o.Log.Error("cannot list the dependents of a recreated container; they may point at the removed one", "container", parent.Name, "err", err)
+		return
+	}
+	for _, d := range deps {
+		ictx, icancel := context.WithTimeout(h.ctx, 30*time.Second)
+		c, err := h.o.Docker.Inspect(ictx, d.ID)
+		icancel()
+		if err != nil || c.NetworkMode != "container:"+old.id {
+			// Removed or recreated meanwhile.
+			continue
+		}
+		if !config.Selected(c.Labels, h.o.Label) || !config.InNamespace(c.Name, h.o.Namespace) {
+			h.o.Log.Warn("dependent not selected; left pointing at its removed network parent", "container", c.Name, "parent", parent.Name)
+			continue
+		}
+		h.recreate(c, old, parent, cause+"/"+events.ShortID(c.ID))
+	}
+}
+
+// recreate decides on one dependent left behind by its recreated parent,
+// and recreates it on the new one.
+func (h *Healer) recreate(c events.Container, old goneParent, parent events.Container, cause string) {
+	o := events.Observed{ContainerID: c.ID, Name: c.Name, Image: c.Image, Labels: c.Labels, Received: time.Now()}
+	p := h.policy(o, cause)
+	obs := Observation{Observed: o, Purpose: ParentRecreated, Look: c, Parent: parent.Name, ParentDiedAt: old.diedAt, ParentRunning: parent.Running}
+	h.mu.Lock()
+	e := h.entry(c.ID)
+	d := Decide(e.state, obs, p, h.o.Now())
+	if d.Verdict != Recreate {
+		h.act(e, obs, cause, d, p)
+		h.mu.Unlock()
+		return
+	}
+	h.decisionFor(e, events.RecreateRequested, cause, obs, d, p)
+	e.state.InFlight = true
+	h.mu.Unlock()
+
+	h.o.Log.Info("recreating a dependent on its recreated network parent", "container", c.Name, "container_id", events.ShortID(c.ID), "parent", parent.Name, "start", d.Start)
+	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Minute)
+	started := time.Now()
+	newID, err := h.o.Docker.Recreate(ctx, c.ID, parent.ID, d.Start && parent.Running, func(newID string) {
+		// Its history goes on under its name: the budget carries over
+		// before the copy's first event.
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		ne := h.entry(newID)
+		ne.name = e.name
+		carried := e.state
+		ns := ne.state
+		ns.LastRestart, ns.Attempt, ns.FrameStart, ns.FrameRestarts, ns.BackoffStep = carried.LastRestart, carried.Attempt, carried.FrameStart, carried.FrameRestarts, carried.BackoffStep
+		ns.GaveUp, ns.LongestHealthy, ns.Ours, ns.RestartDone = carried.GaveUp, carried.LongestHealthy, false, carried.RestartDone
+		ne.state = ns
+	})
+	cancel()
+	data := events.Data{Reason: d.Reason, Parent: parent.Name, DurationMS: float64(time.Since(started).Microseconds()) / 1000}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e.state.InFlight = false
+	if newID == "" {
+		h.o.Log.Error("recreate failed; the dependent is left as it was", "container", c.Name, "parent", parent.Name, "err", err)
+		data.Error = err.Error()
+		h.record(e, h.derived(events.RecreateFailed, cause, o, data, p))
+		return
+	}
+	if err != nil {
+		h.o.Log.Warn("recreated, with a problem", "container", c.Name, "err", err)
+		data.Error = err.Error()
+	}
+	data.NewContainerID = newID
+	h.record(e, h.derived(events.Recreated, cause, o, data, p))
+	if h.state[c.ID] == e {
+		delete(h.state, c.ID)
+	}
 }

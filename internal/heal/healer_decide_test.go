@@ -2,6 +2,7 @@ package heal
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -263,4 +264,12 @@ func TestStopTimeoutChoice(t *testing.T) {
 			t.Errorf("%s: sends %s, deadline %s; want %s, %s", tt.name, send, deadline, tt.send, tt.deadlne)
 		}
 	}
+}
+
+func (s *scripted) Recreate(context.Context, string, string, bool, func(string)) (string, error) {
+	return "", errors.New("not in this test")
+}
+
+func (s *scripted) ComposeDependents(context.Context, events.Container) ([]events.Container, error) {
+	return nil, nil
 }

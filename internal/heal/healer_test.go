@@ -189,3 +189,11 @@ func TestHealerIgnoresUnselectedAndUsesLabelOverrides(t *testing.T) {
 		}
 	}
 }
+
+func (r *restarter) Recreate(context.Context, string, string, bool, func(string)) (string, error) {
+	return "", errors.New("not in this test")
+}
+
+func (r *restarter) ComposeDependents(context.Context, events.Container) ([]events.Container, error) {
+	return nil, nil
+}

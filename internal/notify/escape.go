@@ -58,7 +58,7 @@ func escapeEvent(e events.Event, esc Escape) events.Event {
 	d := &e.Data
 	for _, p := range []*string{
 		&d.Host, &d.ContainerID, &d.Container, &d.Image, &d.Signal, &d.Cause, &d.Reason, &d.Error,
-		&d.Label, &d.Value, &d.Expected, &d.Version, &d.Canonical, &d.Output, &d.NotifyTarget, &d.NotifyLevel,
+		&d.Label, &d.Value, &d.Expected, &d.Version, &d.Canonical, &d.Output, &d.NotifyTarget, &d.NotifyLevel, &d.Parent, &d.NewContainerID,
 	} {
 		*p = esc(*p)
 	}

@@ -57,6 +57,11 @@ func Wants(l Level, e events.Event) bool {
 		return l <= Info
 	case events.CleanupRemoved, events.CleanupFailed, events.CleanupKept:
 		return l <= Info
+	case events.RecreateFailed:
+		// The dependent has no network until someone acts.
+		return true
+	case events.Recreated:
+		return l <= Info
 	}
 	return false
 }

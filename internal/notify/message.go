@@ -9,7 +9,7 @@ import (
 )
 
 // DefaultTemplate renders a group of events, one line each.
-const DefaultTemplate = `{{range .Events}}[{{.Data.Host}}] {{if .Subject}}{{.Subject}}: {{end}}{{what .}}{{if .Data.Reason}} ({{.Data.Reason}}){{end}}{{if .Data.FrameRestarts}}, restart {{.Data.FrameRestarts}} in this frame{{end}}{{if .Data.ExitCode}}, exit code {{deref .Data.ExitCode}}{{end}}{{if .Data.Error}}: {{.Data.Error}}{{end}}{{if .Data.Output}}; last probe said: {{oneline .Data.Output}}{{end}}
+const DefaultTemplate = `{{range .Events}}[{{.Data.Host}}] {{if .Subject}}{{.Subject}}: {{end}}{{what .}}{{if .Data.Reason}}{{if and .Data.Parent (ne (what .) "not restarted")}} because {{.Data.Reason}}{{else}} ({{.Data.Reason}}){{end}}{{end}}{{if .Data.FrameRestarts}}, restart {{.Data.FrameRestarts}} in this frame{{end}}{{if .Data.ExitCode}}, exit code {{deref .Data.ExitCode}}{{end}}{{if .Data.Error}}: {{.Data.Error}}{{end}}{{if .Data.Output}}; last probe said: {{oneline .Data.Output}}{{end}}
 {{if .Data.LogTail}}{{logtail .Data.LogTail}}{{end}}{{end}}`
 
 // Message is what a template gets.
@@ -90,6 +90,10 @@ func what(e events.Event) string {
 		return "could not remove duplicate of " + e.Data.Canonical
 	case events.CleanupKept:
 		return "kept prefixed container"
+	case events.Recreated:
+		return "recreated as " + events.ShortID(e.Data.NewContainerID)
+	case events.RecreateFailed:
+		return "could not be recreated, left as it was"
 	}
 	return string(e.Kind())
 }

@@ -8,6 +8,7 @@ package status
 import (
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unique"
@@ -46,6 +47,11 @@ type Container struct {
 	Restarts      []Restart  `json:"restarts"`
 	LastEvent     string     `json:"last_event,omitempty"`
 	LastEventTime *time.Time `json:"last_event_time,omitempty"`
+	// Parent is the container whose network this one shares (or, from
+	// the healer's events, the compose service it follows); Dependents
+	// are the containers whose parent this one is.
+	Parent     string   `json:"parent,omitempty"`
+	Dependents []string `json:"dependents,omitempty"`
 }
 
 // entry is one container in the view. It is kept small: a host watches
@@ -64,6 +70,9 @@ type entry struct {
 	// than that listing was about it.
 	listed   bool
 	restarts []Restart
+	// parent is the id or name of the container whose network it shares,
+	// or the parent the healer's latest event about it named.
+	parent string
 }
 
 type key struct{ host, id string }
@@ -139,6 +148,9 @@ func (v *View) Apply(e events.Event) {
 	if current || c.lastEventTime.IsZero() {
 		c.lastEvent, c.lastEventTime = e.Kind(), e.Time
 	}
+	if d.Parent != "" && current {
+		c.parent = intern(d.Parent)
+	}
 	switch e.Kind() {
 	case events.DockerUnhealthy:
 		if current {
@@ -185,6 +197,8 @@ type pause struct {
 // Listed is one container as a listing of the daemon shows it.
 type Listed struct {
 	ID, Name, Image, State, Health string
+	// NetworkMode, such as container:<id>, names a network parent.
+	NetworkMode string
 }
 
 // List folds in a listing of host's watched containers, taken at: the
@@ -208,6 +222,9 @@ func (v *View) List(host string, at time.Time, cs []Listed) {
 		c.listed = true
 		if !c.lastEventTime.After(at) {
 			c.name, c.image, c.state, c.health = l.Name, intern(l.Image), l.State, l.Health
+		}
+		if ref, ok := strings.CutPrefix(l.NetworkMode, "container:"); ok {
+			c.parent = ref
 		}
 	}
 	for k, c := range v.containers {
@@ -275,8 +292,10 @@ func (v *View) SnapshotOf(host string, now time.Time, limit int) Snapshot {
 			t := c.lastEventTime
 			out.LastEventTime = &t
 		}
+		out.Parent = c.parent
 		s.Containers = append(s.Containers, out)
 	}
+	linkParents(s.Containers)
 	sort.Slice(s.Containers, func(i, j int) bool {
 		a, b := s.Containers[i], s.Containers[j]
 		if a.Host != b.Host {
@@ -288,4 +307,38 @@ func (v *View) SnapshotOf(host string, now time.Time, limit int) Snapshot {
 		s.Events = append(s.Events, v.recent[(v.next-i+len(v.recent))%len(v.recent)])
 	}
 	return s
+}
+
+// linkParents turns each container's parent reference (an id, a short id
+// or a name) into the parent's name, and lists each one's dependents, per
+// host.
+func linkParents(cs []Container) {
+	type hk struct{ host, ref string }
+	byRef := map[hk]int{}
+	for i, c := range cs {
+		byRef[hk{c.Host, c.ID}] = i
+		byRef[hk{c.Host, events.ShortID(c.ID)}] = i
+		byRef[hk{c.Host, c.Name}] = i
+	}
+	for i := range cs {
+		if cs[i].Parent == "" {
+			continue
+		}
+		p, ok := byRef[hk{cs[i].Host, cs[i].Parent}]
+		if !ok {
+			p, ok = byRef[hk{cs[i].Host, events.ShortID(cs[i].Parent)}]
+		}
+		if !ok {
+			if len(cs[i].Parent) == 64 {
+				// A removed parent's id: shown short.
+				cs[i].Parent = events.ShortID(cs[i].Parent)
+			}
+			continue
+		}
+		cs[i].Parent = cs[p].Name
+		cs[p].Dependents = append(cs[p].Dependents, cs[i].Name)
+	}
+	for i := range cs {
+		slices.Sort(cs[i].Dependents)
+	}
 }

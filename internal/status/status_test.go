@@ -2,6 +2,7 @@ package status
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,35 @@ func TestViewList(t *testing.T) {
 	}
 	if other := v.SnapshotOf("elsewhere", now, 0); len(other.Containers) != 0 {
 		t.Errorf("another host's snapshot: %+v", other.Containers)
+	}
+}
+
+// Each container shows its network parent by name and its dependents,
+// from the listing, and a dependent the healer acted on names its parent.
+func TestParentsAndDependents(t *testing.T) {
+	t.Parallel()
+	v := NewView()
+	at := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+	vpnID := "aaaaaaaaaaaa0000000000000000000000000000000000000000000000000000"
+	v.List("h1", at, []Listed{
+		{ID: vpnID, Name: "vpn", State: "running"},
+		{ID: "b1", Name: "torrent", State: "running", NetworkMode: "container:" + vpnID},
+		{ID: "c1", Name: "web", State: "running", NetworkMode: "container:vpn"},
+		{ID: "d1", Name: "old", State: "exited", NetworkMode: "container:ffffffffffff0000000000000000000000000000000000000000000000000000"},
+		{ID: "e1", Name: "api", State: "running"},
+	})
+	v.Apply(events.New(events.RestartSucceeded, "x", at.Add(time.Second), "api", events.Data{Host: "h1", ContainerID: "e1", Container: "api", Parent: "web"}))
+	got := map[string]Container{}
+	for _, c := range v.Snapshot(at.Add(2*time.Second), 0).Containers {
+		got[c.Name] = c
+	}
+	want := map[string][2]string{
+		"vpn": {"", "torrent,web"}, "torrent": {"vpn", ""}, "web": {"vpn", "api"}, "old": {"ffffffffffff", ""}, "api": {"web", ""},
+	}
+	for name, w := range want {
+		c := got[name]
+		if c.Parent != w[0] || strings.Join(c.Dependents, ",") != w[1] {
+			t.Errorf("%s: parent %q dependents %q, want %q and %q", name, c.Parent, c.Dependents, w[0], w[1])
+		}
 	}
 }
