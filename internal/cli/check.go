@@ -179,6 +179,9 @@ func Check(ctx context.Context, o CheckOptions, cfg config.Config, warnings []st
 	if r.DataDir.Error != "" {
 		r.Problems = append(r.Problems, "data dir: "+r.DataDir.Error)
 	}
+	// The one container's effective policy, for when it would next be
+	// restarted.
+	var policy *config.Policy
 	dc, err := docker.NewFromEnv()
 	if err != nil {
 		r.Docker.Error = err.Error()
@@ -197,6 +200,10 @@ func Check(ctx context.Context, o CheckOptions, cfg config.Config, warnings []st
 					continue
 				}
 				r.Containers = append(r.Containers, explain(d, cfg, over))
+				if o.Container != "" {
+					p, _ := over.Policy(cfg.Policy, d.Labels)
+					policy = &p
+				}
 			}
 		}
 		cancel()
@@ -217,6 +224,9 @@ func Check(ctx context.Context, o CheckOptions, cfg config.Config, warnings []st
 			name = r.Containers[0].Name
 		}
 		h := readHistory(ctx, cfg, r.DataDir, name, log)
+		if h.State != nil && policy != nil {
+			h.Next = NextRestart(*h.State, *policy, time.Now())
+		}
 		r.History = &h
 	}
 	if o.JSON {
@@ -303,13 +313,33 @@ type CheckHistory struct {
 	// State is the healer's own account, folded from the whole history by
 	// the code that decides.
 	State *heal.State `json:"state,omitempty"`
+	// Next says what the healer would do if the container turned
+	// unhealthy now: Decide on the State, as the healer would.
+	Next *CheckNext `json:"next,omitempty"`
+}
+
+// CheckNext is the healer's answer to "if it turned unhealthy now?".
+type CheckNext struct {
+	// Verdict is restart, skip (until At, when set) or give_up.
+	Verdict string     `json:"verdict"`
+	Reason  string     `json:"reason,omitempty"`
+	At      *time.Time `json:"at,omitempty"`
+}
+
+// NextRestart asks the decision function what it would do with an
+// unhealthy event for a container in state s under policy p at now.
+func NextRestart(s heal.State, p config.Policy, now time.Time) *CheckNext {
+	d := heal.Decide(s, heal.Observation{Observed: events.Observed{Kind: events.DockerUnhealthy}}, p, now)
+	n := &CheckNext{Verdict: d.Verdict.String(), Reason: d.Reason}
+	if !d.RetryAt.IsZero() {
+		at := d.RetryAt
+		n.At = &at
+	}
+	return n
 }
 
 // CheckLatest is read from the latest decision event: restarts in the
 // frame, given up, and when it is looked at again.
-//
-// HOOK(#16): when the container would next be restarted (Decide on the
-// State with the current observation) goes beside State.
 type CheckLatest struct {
 	Kind          events.Kind `json:"kind"`
 	Time          time.Time   `json:"time"`
@@ -532,8 +562,16 @@ func printHistory(w io.Writer, h CheckHistory) {
 		}
 		fmt.Fprintln(w)
 	}
-	// HOOK(#16): when it would next be restarted (Decide on the State with
-	// the container's current look) goes here.
+	if n := h.Next; n != nil {
+		fmt.Fprintf(w, "if it turned unhealthy now: %s", n.Verdict)
+		if n.Reason != "" {
+			fmt.Fprintf(w, " (%s)", oneLine(n.Reason))
+		}
+		if n.At != nil {
+			fmt.Fprintf(w, "; restarted at %s at the earliest", n.At.Local().Format("2006-01-02 15:04:05"))
+		}
+		fmt.Fprintln(w)
+	}
 	l := h.Latest
 	if l == nil {
 		fmt.Fprintln(w, "decisions: none recorded")

@@ -250,6 +250,11 @@ func TestCheckNameShowsTheHistory(t *testing.T) {
 	if s := r.History.State; s == nil || s.Attempt != 1 || s.FrameRestarts != 1 || s.GaveUp || s.UserStopped || s.StartedAt.IsZero() {
 		t.Errorf("folded state: %+v", s)
 	}
+	// Restarted once: another unhealthy now is a restart (the test's policy
+	// allows it) or a skip with its reason; never nothing.
+	if n := r.History.Next; n == nil || n.Verdict == "" || (n.Verdict != "restart" && n.Reason == "") {
+		t.Errorf("check NAME does not say what an unhealthy now would bring: %+v", n)
+	}
 	for _, e := range r.History.Events {
 		if e.Subject != name {
 			t.Errorf("an event of another container: %+v", e)
@@ -259,7 +264,7 @@ func TestCheckNameShowsTheHistory(t *testing.T) {
 	h.stop()
 	out, stderr, code = runHealerCmd(t, nil, "check", name, "--container-label", label, "--data-dir", dir)
 	if code != 0 || !strings.Contains(out, "from the data dir") || !strings.Contains(out, "latest decision: decision.restart_requested") ||
-		!strings.Contains(out, "attempt 1, 1 restarts in its frame, given up: false") ||
+		!strings.Contains(out, "attempt 1, 1 restarts in its frame, given up: false") || !strings.Contains(out, "if it turned unhealthy now: ") ||
 		!strings.Contains(out, "state:     attempt 1, 1 restarts in the frame started ") || !strings.Contains(out, "outcome.restart_succeeded") {
 		t.Errorf("check NAME from a stopped healer's dir: exit %d\n%s%s", code, out, stderr)
 	}
