@@ -43,6 +43,10 @@ func (b *Bus) HubLinked() bool { return b.srv.NumLeafNodes() > 0 }
 // on its own hmd.<h>.> (see README, "Fleet").
 const FleetDeliverPrefix = "hmd_deliver"
 
+// FleetRoutesDeliver follows a host's delivery prefix for the hub's source
+// of its routes bucket: hmd_deliver.<host>.routes (see README, "Fleet").
+const FleetRoutesDeliver = "routes"
+
 // FleetSource is the source the hub operator adds to the fleet stream for
 // the host of domain d.
 func FleetSource(domain string) string {
@@ -104,7 +108,7 @@ func (b *Bus) hubSourcesUs(domain string) bool {
 	pre := FleetDeliverPrefix + "." + domain + "."
 	for _, l := range lz.Leafs {
 		for _, sub := range l.Subs {
-			if strings.HasPrefix(sub, pre) {
+			if strings.HasPrefix(sub, pre) && !strings.HasPrefix(sub, pre+FleetRoutesDeliver+".") {
 				return true
 			}
 		}

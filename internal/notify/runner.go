@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type Publisher interface {
 type Runner struct {
 	// ID names the target in events and its durable consumer.
 	ID string
+	// TargetID, when set, names the target in events instead: on a hub the
+	// durable is the host's (<host>_<id>), the events name the bare id.
+	TargetID string
 	// Default runners take the events of containers without a target of
 	// their own; every runner takes the events that name its ID.
 	Default bool
@@ -271,7 +275,7 @@ func (r *Runner) refilter(ctx context.Context, c jetstream.Consumer) (jetstream.
 
 // takes says whether this runner delivers e, at which level.
 func (r *Runner) takes(e events.Event) bool {
-	if e.Data.NotifyTarget == "" && !r.Default || e.Data.NotifyTarget != "" && e.Data.NotifyTarget != r.ID {
+	if e.Data.NotifyTarget == "" && !r.Default || e.Data.NotifyTarget != "" && e.Data.NotifyTarget != cmp.Or(r.TargetID, r.ID) {
 		return false
 	}
 	level := r.Level

@@ -52,13 +52,37 @@ type Route struct {
 	Containers []string
 	// Deleted: no container named the target for a day.
 	Deleted bool
+	// durable is the consumer name; empty means ID.
+	durable string
+	// Host is the host that stored the route, when the route came to a hub
+	// from that host's bucket (its key is <host>.<id>): its target gets that
+	// host's containers only. Empty on a host: its own stream holds only
+	// its own events.
+	Host string
 }
 
-// subjects are the stream subjects of the route's containers, on any host.
+// RouteFromKey splits a routes bucket key: a hub's bucket sources each
+// host's under <host>.<id>, a host's own holds bare ids.
+func RouteFromKey(key string) Route {
+	if host, id, ok := strings.Cut(key, "."); ok {
+		return Route{ID: key, Host: host, durable: host + "_" + id}
+	}
+	return Route{ID: key, durable: key}
+}
+
+// consumer is the route's durable consumer name (no dots allowed there).
+func (rt Route) consumer() string { return cmp.Or(rt.durable, rt.ID) }
+
+// subjects are the stream subjects of the route's containers: on the
+// route's host when it came from one, else on any host.
 func (rt Route) subjects() []string {
+	host := "*"
+	if rt.Host != "" {
+		host = events.SanitizeToken(rt.Host)
+	}
 	var s []string
 	for _, c := range rt.Containers {
-		s = append(s, events.SubjectRoot+".*."+events.SanitizeToken(c)+".>")
+		s = append(s, events.SubjectRoot+"."+host+"."+events.SanitizeToken(c)+".>")
 	}
 	slices.Sort(s)
 	return slices.Compact(s)
@@ -161,12 +185,16 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 					delete(running, rt.ID)
 					// Its events are all others' now: the consumer goes.
 					dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-					if err := sv.js.DeleteConsumer(dctx, sv.stream, rt.ID); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+					if err := sv.js.DeleteConsumer(dctx, sv.stream, rt.consumer()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 						sv.log.Warn("notifier: could not remove an idle target's consumer", "target", rt.ID, "err", err)
 					}
 					cancel()
 					sv.log.Info("notifier: a container target is no longer named by any container; stopped", "id", rt.ID)
 				}
+				continue
+			}
+			if def := running[strings.TrimPrefix(rt.ID, rt.Host+".")]; rt.Host != "" && def != nil && def.stop == nil {
+				// A host's route to a default target: it has every event already.
 				continue
 			}
 			subjects := rt.subjects()
@@ -189,7 +217,8 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 				// Its containers changed: a new runner with the new filter.
 				cur.stop()
 			}
-			r := sv.runner(rt.ID, target)
+			r := sv.runner(rt.consumer(), target)
+			r.TargetID = strings.TrimPrefix(rt.ID, rt.Host+".")
 			r.StartAt = rt.Since.Add(-routeLookback)
 			r.Subjects = subjects
 			rctx, stop := context.WithCancel(ctx)
@@ -242,7 +271,8 @@ func WatchRoutes(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (
 				if e == nil {
 					continue
 				}
-				rt := Route{ID: e.Key(), Since: e.Created(), Deleted: e.Operation() != jetstream.KeyValuePut}
+				rt := RouteFromKey(e.Key())
+				rt.Since, rt.Deleted = e.Created(), e.Operation() != jetstream.KeyValuePut
 				if !rt.Deleted {
 					v := bus.ParseRouteValue(e.Value())
 					rt.URL = v.URL

@@ -88,7 +88,7 @@ func (h *hub) start() {
 		JetStream: true, JetStreamDomain: "hub", StoreDir: h.dir,
 		// Leaf users are in the server's users, not in the leaf listener's
 		// own list: only there do their permissions apply.
-		Users:    append([]*server.User{{Username: "ops", Password: "ops-pw"}}, leafUsers(append(fleetHosts, "host-n")...)...),
+		Users:    append([]*server.User{{Username: "ops", Password: "ops-pw"}, hubReader()}, leafUsers(append(fleetHosts, "host-n")...)...),
 		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: h.leafPort, NoAdvertise: true},
 	}
 	srv, err := server.NewServer(opts)
@@ -116,7 +116,7 @@ func leafUsers(hosts ...string) []*server.User {
 	for _, h := range hosts {
 		us = append(us, &server.User{Username: h, Password: h + "-pw", AllowedConnectionTypes: map[string]struct{}{"LEAFNODE": {}}, Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{"hmd." + h + ".>", "hmd_deliver." + h + ".>", "$JSC.R.>"}},
-			Subscribe: &server.SubjectPermission{Allow: []string{"$JS." + h + ".API.>", "$JS.FC.HMD_EVENTS.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"$JS." + h + ".API.>", "$JS.FC.HMD_EVENTS.>", "$JS.FC.KV_HMD_NOTIFY_ROUTES.>"}},
 		}})
 	}
 	return us

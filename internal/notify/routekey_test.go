@@ -1,0 +1,25 @@
+package notify
+
+import (
+	"slices"
+	"testing"
+)
+
+// A hub's bucket keys each host's routes as <host>.<id>: the route's
+// consumer reads that host's containers only, under a name without dots.
+func TestRouteFromKey(t *testing.T) {
+	for _, c := range []struct {
+		key, host, consumer string
+		subjects            []string
+	}{
+		{"notify-0a1b2c3d4e5f", "", "notify-0a1b2c3d4e5f", []string{"hmd.*.web.>"}},
+		{"host-a.notify-0a1b2c3d4e5f", "host-a", "host-a_notify-0a1b2c3d4e5f", []string{"hmd.host-a.web.>"}},
+	} {
+		rt := RouteFromKey(c.key)
+		rt.Containers = []string{"web"}
+		if rt.ID != c.key || rt.Host != c.host || rt.consumer() != c.consumer || !slices.Equal(rt.subjects(), c.subjects) {
+			t.Errorf("%s: id %q host %q consumer %q subjects %v; want host %q consumer %q subjects %v",
+				c.key, rt.ID, rt.Host, rt.consumer(), rt.subjects(), c.host, c.consumer, c.subjects)
+		}
+	}
+}
