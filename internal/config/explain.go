@@ -20,15 +20,7 @@ type AppliedLabel struct {
 func (o *Overrides) Applied(labels map[string]string) []AppliedLabel {
 	var out []AppliedLabel
 	for _, s := range o.ss {
-		name := o.prefix + s.key
-		v, ok := labels[name]
-		for _, a := range s.labelAliases {
-			if ok {
-				break
-			}
-			name = a
-			v, ok = labels[a]
-		}
+		name, v, ok := o.label(s, labels)
 		if !ok {
 			continue
 		}

@@ -119,20 +119,27 @@ func PolicyFor(base Policy, labels map[string]string, label string) (Policy, []L
 	return NewOverrides(label).Policy(base, labels)
 }
 
+// label finds setting s among a container's labels: ours first, then the
+// other healers' names for it.
+func (o *Overrides) label(s setting, labels map[string]string) (name, value string, ok bool) {
+	name = o.prefix + s.key
+	if value, ok = labels[name]; ok {
+		return name, value, true
+	}
+	for _, a := range s.labelAliases {
+		if value, ok = labels[a]; ok {
+			return a, value, true
+		}
+	}
+	return "", "", false
+}
+
 // Policy applies a container's override labels to base; see PolicyFor.
 func (o *Overrides) Policy(base Policy, labels map[string]string) (Policy, []LabelError) {
 	var errs []LabelError
 	c := Config{Policy: base}
 	for _, s := range o.ss {
-		name := o.prefix + s.key
-		v, ok := labels[name]
-		for _, a := range s.labelAliases {
-			if ok {
-				break
-			}
-			name = a
-			v, ok = labels[a]
-		}
+		name, v, ok := o.label(s, labels)
 		if !ok {
 			continue
 		}
