@@ -11,6 +11,7 @@ import (
 	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/healmydocker/healmydocker/internal/cli"
+	"github.com/healmydocker/healmydocker/internal/program"
 )
 
 // Set by the linker.
@@ -20,5 +21,5 @@ var (
 )
 
 func main() {
-	os.Exit(cli.Main(cli.Notifier(version, commit), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+	os.Exit(program.Main(program.Binary{Run: cli.Notifier(version, commit).Main}, os.Args, program.OS()))
 }

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,6 +27,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/heal"
 	"github.com/healmydocker/healmydocker/internal/httpapi"
 	"github.com/healmydocker/healmydocker/internal/notify"
+	"github.com/healmydocker/healmydocker/internal/program"
 	"github.com/healmydocker/healmydocker/internal/status"
 )
 
@@ -183,7 +182,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		MaxLabelStopTimeout: cfg.MaxLabelStopTimeout,
 		Docker:              dc,
 		Publisher:           a.pub,
-		Routes:              a.routes,
 		Log:                 log.With("component", "healer"),
 		DecisionLatency:     func(d time.Duration) { latency.Observe(d.Seconds()) },
 		Healed:              func(d time.Duration) { healed.Observe(d.Seconds()) },
@@ -331,13 +329,13 @@ func (a *App) Run(ctx context.Context) error {
 	a.lifecycle(events.HealerStarted, events.Data{Version: a.version})
 	a.log.Info("healer started", "host", a.host, "label", a.cfg.ContainerLabel, "data_dir", a.cfg.DataDir, "version", a.version)
 
-	var g run.Group
+	var g program.Group
 	gctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
 	watcher := docker.NewWatcher(a.docker, a.observe, a, a.cfg.DockerPingInterval, a.log.With("component", "docker"))
 	watcher.ReconcileEvery(a.cfg.DockerReconcileInterval)
 	watcher.Selects(func(labels map[string]string, name string) bool {
-		return config.Selected(labels, a.cfg.ContainerLabel) && config.InNamespace(name, a.cfg.Namespace)
+		return heal.Watched(labels, name, a.cfg.ContainerLabel, a.cfg.Namespace)
 	})
 	g.Add(func() error { return a.followView(gctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.listView(gctx) }, func(error) { cancel() })
@@ -455,68 +453,4 @@ func errString(err error) string {
 
 func netJoin(host string, port int) string {
 	return net.JoinHostPort(host, fmt.Sprint(port))
-}
-
-// project folds a stored event into the status view, and counts what
-// metrics count from the stream.
-func (a *App) project(m jetstream.Msg) {
-	e, err := events.Unmarshal(m.Data())
-	if err != nil {
-		a.log.Debug("status: skipping undecodable event", "subject", m.Subject(), "err", err)
-		return
-	}
-	a.view.Apply(e)
-	if e.Kind() == events.CleanupRemoved && !e.Data.DryRun && e.Time.After(a.started) {
-		a.dupes.Inc()
-	}
-}
-
-// streamCollector reports the events stream's size from one stream-info
-// request per scrape.
-type streamCollector struct {
-	state       func() jetstream.StreamState
-	msgs, bytes *prometheus.Desc
-}
-
-func newStreamCollector(state func() jetstream.StreamState) streamCollector {
-	return streamCollector{state: state,
-		msgs:  prometheus.NewDesc("hmd_bus_stream_messages", "Events held in the events stream.", nil, nil),
-		bytes: prometheus.NewDesc("hmd_bus_stream_bytes", "Bytes held in the events stream.", nil, nil),
-	}
-}
-
-func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.msgs
-	ch <- c.bytes
-}
-
-func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.state()
-	ch <- prometheus.MustNewConstMetric(c.msgs, prometheus.GaugeValue, float64(st.Msgs))
-	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes))
-}
-
-func (a *App) streamState() jetstream.StreamState {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	s, err := a.bus.JetStream().Stream(ctx, bus.EventsStream)
-	if err != nil {
-		return jetstream.StreamState{}
-	}
-	return s.CachedInfo().State
-}
-
-// Status is the JSON of the status endpoint: the watched containers as the
-// healer's own view holds them (see status.go).
-type Status struct {
-	Host            string `json:"host"`
-	Version         string `json:"version"`
-	Ready           bool   `json:"ready"`
-	NotReady        string `json:"not_ready,omitempty"`
-	DockerConnected bool   `json:"docker_connected"`
-	// DryRun: monitor-only mode, no container is touched.
-	DryRun      bool               `json:"dry_run"`
-	DockerError string             `json:"docker_error,omitempty"`
-	Containers  []status.Container `json:"containers"`
-	Events      []events.Event     `json:"events"`
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/healmydocker/healmydocker/internal/bus"
@@ -163,4 +164,33 @@ func (a *App) forgetSeries(o events.Observed) {
 	if p, _ := a.overrides.Policy(a.cfg.Policy, o.Labels); p.NotifyURL != "" && p.NotifyURL != a.cfg.Policy.NotifyURL {
 		a.sent.DeletePartialMatch(prometheus.Labels{"target": events.NotifyTargetID(p.NotifyURL)})
 	}
+}
+
+// project folds a stored event into the status view, and counts what
+// metrics count from the stream.
+func (a *App) project(m jetstream.Msg) {
+	e, err := events.Unmarshal(m.Data())
+	if err != nil {
+		a.log.Debug("status: skipping undecodable event", "subject", m.Subject(), "err", err)
+		return
+	}
+	a.view.Apply(e)
+	if e.Kind() == events.CleanupRemoved && !e.Data.DryRun && e.Time.After(a.started) {
+		a.dupes.Inc()
+	}
+}
+
+// Status is the JSON of the status endpoint: the watched containers as the
+// healer's own view holds them (see status.go).
+type Status struct {
+	Host            string `json:"host"`
+	Version         string `json:"version"`
+	Ready           bool   `json:"ready"`
+	NotReady        string `json:"not_ready,omitempty"`
+	DockerConnected bool   `json:"docker_connected"`
+	// DryRun: monitor-only mode, no container is touched.
+	DryRun      bool               `json:"dry_run"`
+	DockerError string             `json:"docker_error,omitempty"`
+	Containers  []status.Container `json:"containers"`
+	Events      []events.Event     `json:"events"`
 }

@@ -16,18 +16,8 @@ import (
 	"github.com/healmydocker/healmydocker/internal/config"
 	hmdevents "github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
-
-// dockerCalls is every request to the fake but the periodic ping.
-func dockerCalls(fake *fakedocker.Server) int {
-	n := 0
-	for ep, c := range fake.Requests() {
-		if !strings.HasSuffix(ep, "/_ping") {
-			n += c
-		}
-	}
-	return n
-}
 
 // The status is the healer's own view: listed once at connect, then kept
 // current by the events, with no Docker call per request; a destroyed
@@ -77,17 +67,10 @@ func TestStatusFromOwnView(t *testing.T) {
 	// waitFor polls the status, which costs the daemon nothing, until ok.
 	waitFor := func(what string, ok func(Status) bool) Status {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		return testkit.Eventually(t, 20*time.Second, what, func() (Status, bool) {
 			st := status()
-			if ok(st) {
-				return st
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: status stayed %+v", what, st)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return st, ok(st)
+		})
 	}
 	byName := func(st Status) map[string]string {
 		m := map[string]string{}
@@ -101,11 +84,11 @@ func TestStatusFromOwnView(t *testing.T) {
 		t.Fatalf("listed containers: %v", got)
 	}
 
-	before := dockerCalls(fake)
+	before := fake.RequestsButPing()
 	for range 200 {
 		status()
 	}
-	if after := dockerCalls(fake); after != before {
+	if after := fake.RequestsButPing(); after != before {
 		t.Errorf("200 status requests made %d Docker calls (%v)", after-before, fake.Requests())
 	}
 

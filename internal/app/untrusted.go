@@ -22,7 +22,7 @@ func (a *App) observe(o events.Observed) {
 		return fmt.Sprintf("%s %s %s (%d labels)", o.Kind, events.ShortID(o.ContainerID), o.Name, len(o.Labels))
 	}, func() {
 		a.warnSelection(o)
-		a.useRoute(o.Name, o.Labels)
+		a.useRoute(o.Name, o.ContainerID, o.Labels)
 		a.observed.WithLabelValues(string(o.Kind)).Inc()
 		a.healer.Handle(o)
 		if o.Kind == events.DockerDestroy {
@@ -65,19 +65,39 @@ func (a *App) warnSelection(o events.Observed) {
 	}
 }
 
-// useRoute records the container's own notify target with the container,
-// so the target's consumer reads only the subjects of the containers that
-// name it.
-func (a *App) useRoute(name string, labels map[string]string) {
+// useRoute records where the container's events are to be told: its own
+// notify target, its own notify level, both or neither. The notifiers
+// route each event by it (by the container's id: a name passes from one
+// container to another), and a target's consumer reads only the subjects
+// of the containers that name it.
+func (a *App) useRoute(name, containerID string, labels map[string]string) {
 	if name == "" || !config.Selected(labels, a.cfg.ContainerLabel) || !config.InNamespace(name, a.cfg.Namespace) {
 		return
 	}
-	if u := a.overrides.NotifyURL(a.cfg.Policy, labels); u != "" {
-		a.routes.Use(events.NotifyTargetID(u), u, strings.TrimPrefix(name, "/"))
+	var p config.Policy
+	if namesNotify(labels) {
+		// Only then: reading every setting's label is the dearer path.
+		p, _ = a.overrides.Policy(a.cfg.Policy, labels)
 	}
+	id := ""
+	if p.NotifyURL != "" {
+		id = events.NotifyTargetID(p.NotifyURL)
+	}
+	a.routes.Record(strings.TrimPrefix(name, "/"), containerID, id, p.NotifyURL, p.NotifyLevel)
 }
 
-// refreshRoutes tells the routes, hourly, of the containers that still
+// namesNotify says whether labels may hold a notify_url or notify_level,
+// under any prefix.
+func namesNotify(labels map[string]string) bool {
+	for k := range labels {
+		if strings.HasSuffix(k, ".notify_url") || strings.HasSuffix(k, ".notify_level") {
+			return true
+		}
+	}
+	return false
+}
+
+// refreshRoutes tells the routes, every 30 minutes, of the containers that still
 // name them: a container that runs well sends no events for days, and its
 // route must not be taken for idle.
 func (a *App) refreshRoutes(ctx context.Context) error {
@@ -98,7 +118,7 @@ func (a *App) refreshRoutes(ctx context.Context) error {
 			a.log.Debug("notify routes: cannot list containers; trying again later", "err", err)
 		}
 		for _, c := range cs {
-			_ = a.guard().Call("notify routes refresh", func() string { return c.Name }, func() { a.useRoute(c.Name, c.Labels) })
+			_ = a.guard().Call("notify routes refresh", func() string { return c.Name }, func() { a.useRoute(c.Name, c.ID, c.Labels) })
 		}
 	}
 }

@@ -9,10 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -168,43 +165,6 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 		go b.supervise()
 	}
 	return b, nil
-}
-
-// lockDir creates the data dir and takes its lock.
-func (b *Bus) lockDir() error {
-	if b.lock != nil {
-		return nil
-	}
-	if err := os.MkdirAll(b.o.DataDir, 0o750); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	lockPath := filepath.Join(b.o.DataDir, "healer.lock")
-	lock := flock.New(lockPath)
-	ok, err := lock.TryLock()
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", lockPath, err)
-	}
-	if !ok {
-		return fmt.Errorf("open bus: %s: %w (pid %s)", b.o.DataDir, ErrLocked, readPID(lockPath))
-	}
-	// The pid is for the error message of the next healer; the lock is the flock.
-	_ = os.WriteFile(lockPath, []byte(strconv.Itoa(os.Getpid())), 0o640)
-	b.lock = lock
-	return nil
-}
-
-func (b *Bus) unlock() {
-	if b.lock != nil {
-		_ = b.lock.Unlock()
-	}
-}
-
-func readPID(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) == 0 {
-		return "unknown"
-	}
-	return string(b)
 }
 
 // newServer starts a server, with JetStream on the data dir or without.
@@ -422,98 +382,3 @@ func (b *Bus) shutdown() {
 		srv.WaitForShutdown()
 	}
 }
-
-// slogAdapter sends the server's logs through slog.
-type slogAdapter struct {
-	log    *slog.Logger
-	domain string
-
-	// storeErr hears the server's errors: a write error leaves a stream
-	// failing every write, and JetStream enabled, without telling clients
-	// more than a missing ack.
-	storeErr func(error)
-
-	mu          sync.Mutex
-	lastLeaf    string
-	lastAt      time.Time
-	lastErr     string
-	fatalLogged bool
-}
-
-// fatalSeen says the server gave up on something at start: with
-// JetStream failing, Start logs it as fatal and returns half done.
-func (a *slogAdapter) fatalSeen() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.fatalLogged
-}
-
-// fatal is the last error the server logged: why JetStream did not start.
-func (a *slogAdapter) fatal() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.lastErr == "" {
-		return "unknown error"
-	}
-	return a.lastErr
-}
-
-func (a *slogAdapter) remember(msg string) {
-	a.mu.Lock()
-	a.lastErr = msg
-	a.mu.Unlock()
-	if a.storeErr != nil {
-		a.storeErr(errors.New(msg))
-	}
-}
-
-// leafError says the server's leaf-node errors once a minute, not once a
-// reconnect, and says plainly what a refusal means.
-func (a *slogAdapter) leafError(msg string) bool {
-	if !strings.Contains(strings.ToLower(msg), "leafnode") {
-		return false
-	}
-	a.mu.Lock()
-	repeat := msg == a.lastLeaf && time.Since(a.lastAt) < time.Minute
-	if !repeat {
-		a.lastLeaf, a.lastAt = msg, time.Now()
-	}
-	a.mu.Unlock()
-	if repeat {
-		return true
-	}
-	if strings.Contains(msg, "Duplicate Remote LeafNode Connection") || strings.Contains(msg, "Replacing connection from same server") {
-		a.log.Error("another host with this host's name is linked to the hub (a host cloned from one image?): the hub keeps only one of the two, and their events would mix; give each host its own HMD_HOST_NAME", "domain", a.domain, "server", msg)
-		return true
-	}
-	if strings.Contains(msg, "Authorization Violation") {
-		a.log.Error("the hub refused this host's leaf-node credentials (hub_user, hub_password); healing goes on here and events wait in this host's stream", "server", msg)
-		return true
-	}
-	a.log.Warn("hub link: " + msg + "; healing goes on here and events wait in this host's stream")
-	return true
-}
-
-// Notices are the server's start-up banner and chatter: debug for us.
-func (a *slogAdapter) Noticef(f string, v ...any) { a.log.Debug(fmt.Sprintf(f, v...)) }
-func (a *slogAdapter) Warnf(f string, v ...any) {
-	if msg := fmt.Sprintf(f, v...); !a.leafError(msg) {
-		a.log.Warn(msg)
-	}
-}
-func (a *slogAdapter) Fatalf(f string, v ...any) {
-	msg := fmt.Sprintf(f, v...)
-	a.mu.Lock()
-	a.fatalLogged = true
-	a.mu.Unlock()
-	a.remember(msg)
-	a.log.Error(msg)
-}
-func (a *slogAdapter) Errorf(f string, v ...any) {
-	if msg := fmt.Sprintf(f, v...); !a.leafError(msg) {
-		a.remember(msg)
-		a.log.Error(msg)
-	}
-}
-func (a *slogAdapter) Debugf(f string, v ...any) { a.log.Debug(fmt.Sprintf(f, v...)) }
-func (a *slogAdapter) Tracef(f string, v ...any) { a.log.Debug(fmt.Sprintf(f, v...)) }

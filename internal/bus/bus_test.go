@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 func open(t *testing.T, dir string) *Bus {
@@ -137,25 +138,17 @@ func TestPublisherKeepsEventsWhileStoreFails(t *testing.T) {
 	for i := range 5 {
 		p.Publish(ev(i))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Healthy() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("publisher never reported the missing stream")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Until(t, 10*time.Second, "the publisher to report the missing stream", func() bool { return p.Healthy() != nil })
 	if p.Pending() != 5 {
 		t.Errorf("pending %d while the store fails, want 5", p.Pending())
 	}
 	if err := b.ensureEvents(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for p.Pending() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events still pending after the stream came back", p.Pending())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "the pending events to be stored after the stream came back", func() (int, bool) {
+		n := p.Pending()
+		return n, n == 0
+	})
 	cancel()
 	<-done
 	if n := streamMsgs(t, b); n != 5 {
@@ -186,7 +179,7 @@ func TestHistoryRefusesAStaleWriter(t *testing.T) {
 		e := ev(n)
 		e.Data.ContainerID = "c0ffee"
 		h.Publish(e) // counted as queued, as the healer does
-		stored, err := h.storeOne(ctx, []events.Event{e})
+		stored, err := h.storeBatch(ctx, []events.Event{e})
 		if err == nil && stored != 1 {
 			t.Fatalf("stored %d of 1", stored)
 		}

@@ -104,7 +104,7 @@ func (b *Bus) OpenHistory(ctx context.Context, host string, o HistoryOptions, lo
 	// No linger: a restart decision is written ahead of the restart, so a
 	// healer killed right after it still knows.
 	h.q = NewPublisher(b.js, 0, 0, log)
-	h.q.store = h.storeOne
+	h.q.store = h.storeBatch
 	h.q.Attach(b)
 	err := b.addStream(ctx, streamSpec{name: HistoryStream, ensure: func(ctx context.Context) error {
 		_, err := b.ensureHistory(ctx, o)
@@ -163,12 +163,12 @@ func (h *History) Healthy() error {
 	return h.StatesHealthy()
 }
 
-// storeOne publishes a batch with pipelined acks. The first event of each
+// storeBatch publishes a batch with pipelined acks. The first event of each
 // container in the batch expects the subject's last sequence to be the one
 // this writer knows, if it knows it; the rest follow it in order. On a mismatch another writer appended: it
 // logs, learns the new last sequence, and fails so the events are retried
 // on top (ids make the retry idempotent).
-func (h *History) storeOne(ctx context.Context, batch []events.Event) (int, error) {
+func (h *History) storeBatch(ctx context.Context, batch []events.Event) (int, error) {
 	futures := make([]jetstream.PubAckFuture, len(batch))
 	inBatch := map[string]bool{}
 	for i, e := range batch {

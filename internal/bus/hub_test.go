@@ -3,14 +3,14 @@ package bus
 import (
 	"context"
 	"log/slog"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/healmydocker/healmydocker/test/testkit"
+	"github.com/healmydocker/healmydocker/test/testkit/natstest"
 )
 
 // Three leaf nodes in their own domains join a hub: the fleet stream holds
@@ -18,24 +18,11 @@ import (
 func TestFleetSourcesEachHostOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, cport, _ := net.SplitHostPort(freeAddr(t))
-	_, lport, _ := net.SplitHostPort(freeAddr(t))
-	cp, _ := strconv.Atoi(cport)
-	lp, _ := strconv.Atoi(lport)
-	hs, err := server.NewServer(&server.Options{ServerName: "hub", Host: "127.0.0.1", Port: cp, NoSigs: true, JetStream: true, JetStreamDomain: "hub",
-		StoreDir: t.TempDir(), LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: lp}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Start()
-	defer hs.Shutdown()
-	if !hs.ReadyForConnections(5 * time.Second) {
-		t.Fatal("hub not ready")
-	}
+	hub := natstest.StartHub(t, natstest.HubOptions{})
 	hosts := []string{"ha", "hb", "hc"}
 	buses := map[string]*Bus{}
 	for _, d := range hosts {
-		b, err := Open(ctx, Options{DataDir: t.TempDir(), Domain: d, HubURL: "nats://127.0.0.1:" + lport, Logger: slog.New(slog.DiscardHandler)})
+		b, err := Open(ctx, Options{DataDir: t.TempDir(), Domain: d, HubURL: hub.LeafURL(), Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,16 +33,10 @@ func TestFleetSourcesEachHostOnce(t *testing.T) {
 		}
 	}
 	for _, d := range hosts {
-		deadline := time.Now().Add(10 * time.Second)
-		for !buses[d].HubLinked() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never linked to the hub", d)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		testkit.Until(t, 10*time.Second, d+" to link to the hub", buses[d].HubLinked)
 	}
 	// The hub operator owns the fleet stream and its sources.
-	opc, err := nats.Connect("nats://127.0.0.1:" + cport)
+	opc, err := nats.Connect(hub.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,20 +50,14 @@ func TestFleetSourcesEachHostOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range hosts {
-		deadline := time.Now().Add(20 * time.Second)
-		for !buses[d].hubSourcesUs(d) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s does not see the hub's source", d)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testkit.Until(t, 20*time.Second, d+" to see the hub's source", func() bool { return buses[d].hubSourcesUs(d) })
 	}
 	for _, d := range hosts {
 		if _, err := buses[d].JetStream().Publish(ctx, "hmd."+d+".web.x.live", []byte("live-"+d), jetstream.WithMsgID("live-"+d)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	nc, err := nats.Connect("nats://127.0.0.1:" + cport)
+	nc, err := nats.Connect(hub.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -190,15 +191,22 @@ func (p *Publisher) storeDown() error {
 // batchSize bounds how many async publishes are outstanding at once.
 const batchSize = 256
 
+// flush stores the queue, retrying with backoff while the store fails,
+// until it is empty or ctx ends. The store coming back cuts a wait short.
 func (p *Publisher) flush(ctx context.Context) {
-	backoff := 50 * time.Millisecond
+	_ = retryKicked(ctx, p.kick, storeBackoff(), func() error { return p.storeQueued(ctx) })
+}
+
+// storeQueued stores the queue a batch at a time, until it is empty or a
+// batch fails.
+func (p *Publisher) storeQueued(ctx context.Context) error {
 	for {
 		p.mu.Lock()
 		n := min(len(p.queue), batchSize)
 		batch := append([]events.Event(nil), p.queue[:n]...)
 		p.mu.Unlock()
 		if n == 0 {
-			return
+			return nil
 		}
 		stored, err := 0, p.storeDown()
 		if err != nil {
@@ -216,7 +224,7 @@ func (p *Publisher) flush(ctx context.Context) {
 			p.mu.Lock()
 			p.queue = p.queue[min(stored, len(p.queue)):]
 			p.mu.Unlock()
-			return
+			return backoff.Permanent(err)
 		}
 		p.mu.Lock()
 		// Only the stored prefix leaves the queue, so order is kept.
@@ -239,15 +247,7 @@ func (p *Publisher) flush(ctx context.Context) {
 		}
 		p.mu.Unlock()
 		if err != nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-p.kick:
-				backoff = 50 * time.Millisecond
-				continue
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 5*time.Second)
+			return err
 		}
 	}
 }

@@ -13,101 +13,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// RoutesBucket maps a notify target's id to its URL, for the URLs found in
-// containers' labels. It is a key-value bucket, not part of the events
-// stream, because URLs may hold tokens that subscribers must not read.
-const RoutesBucket = "HMD_NOTIFY_ROUTES"
-
-// RoutesBucketOf returns the routes bucket as it is, creating it only if it
-// is missing: on a hub it sources every host's bucket, and writing its
-// configuration again would drop those sources.
-func RoutesBucketOf(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, RoutesBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:       RoutesBucket,
-			Description:  "HealMyDocker: notify URLs from container labels, by target id",
-			Storage:      jetstream.FileStorage,
-			History:      1,
-			MaxBytes:     RoutesMaxBytes,
-			MaxValueSize: 64 << 10,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, RoutesBucket)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", RoutesBucket, err)
-	}
-	return kv, nil
-}
-
-// RoutesMaxBytes bounds the routes bucket on disk: one URL per target.
-const RoutesMaxBytes = 16 << 20
-
-// OpenRoutesBucket creates the bucket if it is missing and returns it.
-func OpenRoutesBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:       RoutesBucket,
-		Description:  "HealMyDocker: notify URLs from container labels, by target id",
-		Storage:      jetstream.FileStorage,
-		History:      1,
-		MaxBytes:     RoutesMaxBytes,
-		MaxValueSize: 64 << 10,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", RoutesBucket, err)
-	}
-	return kv, nil
-}
-
-// RoutesBucket keeps the routes bucket with the bus's other streams: made
-// again when the store comes back. With the store degraded it waits.
-func (b *Bus) RoutesBucket(ctx context.Context) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := b.addStream(ctx, streamSpec{name: "KV_" + RoutesBucket, ensure: func(ctx context.Context) error {
-		var err error
-		kv, err = OpenRoutesBucket(ctx, b.js)
-		return err
-	}})
-	if err == nil {
-		return kv, nil
-	}
-	if err := b.WaitUp(ctx); err != nil {
-		return nil, err
-	}
-	return OpenRoutesBucket(ctx, b.js)
-}
-
-// RouteIdle is how long a route stays after the last container that named
-// it was seen doing so.
-const RouteIdle = 24 * time.Hour
-
-// routeRefresh is how often a container still naming a route is written
-// down again.
-const routeRefresh = time.Hour
-
-// RouteValue is what the bucket holds for a target.
-type RouteValue struct {
-	URL string `json:"url"`
-	// Containers maps the names of the containers that name the target to
-	// when one was last seen doing so (unix seconds).
-	Containers map[string]int64 `json:"containers,omitempty"`
-}
-
-// ParseRouteValue reads a bucket value; a bare URL is the older form.
-func ParseRouteValue(b []byte) RouteValue {
-	var v RouteValue
-	if len(b) > 0 && b[0] == '{' && json.Unmarshal(b, &v) == nil {
-		return v
-	}
-	return RouteValue{URL: string(b)}
-}
-
-// Routes stores the notify URLs the healer finds in labels, with the
-// containers that name them. Use never blocks: the healer calls it on its
-// event path, and the store may be slow or down; a route that could not be
-// stored is tried again when it is seen again.
+// Routes stores, for each container with a notify_url or notify_level
+// label, its target and level, keyed by target: notifiers route each event
+// by them. Record never blocks: it is called on the healer's event path,
+// and the store may be slow or down; a route that could not be stored is
+// tried again when it is seen again.
 type Routes struct {
 	kv   jetstream.KeyValue
 	open func(context.Context) (jetstream.KeyValue, error)
@@ -116,12 +26,17 @@ type Routes struct {
 
 	mu     sync.Mutex
 	routes map[string]RouteValue
-	queue  chan string
+	// where is the key each container was last recorded under, and drops
+	// the containers a key's next store removes: they moved elsewhere.
+	where map[string]string
+	drops map[string]map[string]bool
+	queue chan string
 }
 
 // NewRoutes returns the writer of the routes bucket; Run must be running.
 func NewRoutes(kv jetstream.KeyValue, log *slog.Logger) *Routes {
-	return &Routes{kv: kv, log: log, now: time.Now, routes: map[string]RouteValue{}, queue: make(chan string, 256)}
+	return &Routes{kv: kv, log: log, now: time.Now, routes: map[string]RouteValue{}, where: map[string]string{},
+		drops: map[string]map[string]bool{}, queue: make(chan string, 256)}
 }
 
 // NewRoutesOpening is NewRoutes with the bucket opened at the first
@@ -147,53 +62,97 @@ func (r *Routes) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	return r.kv, nil
 }
 
-// Route is kept for the healer's interface: routes are recorded with their
-// container by Use, which sees every event first.
-func (r *Routes) Route(id, url string) {}
-
 // Use records that container names target id with this URL.
-func (r *Routes) Use(id, url, container string) {
+func (r *Routes) Use(id, url, container string) { r.Record(container, "", id, url, "") }
+
+// Record records where the events of container (named so, with id
+// containerID) go: target id (with its URL), at level; id and url empty
+// mean the default targets, which need a record only for a level. A
+// container recorded elsewhere before is taken off that record.
+func (r *Routes) Record(container, containerID, id, url, level string) {
+	key := id
+	if url == "" {
+		key = ""
+		if level != "" {
+			key = DefaultTargetsKey
+		}
+	}
 	now := r.now().Unix()
+	var queue []string
 	r.mu.Lock()
-	v, ok := r.routes[id]
-	changed := !ok || v.URL != url || now-v.Containers[container] >= int64(routeRefresh/time.Second)
-	if changed {
-		if v.URL != url {
-			v = RouteValue{URL: url}
+	if old, ok := r.where[container]; ok && old != key {
+		if v, ok := r.routes[old]; ok {
+			r.routes[old] = without(v, container)
 		}
-		c := make(map[string]int64, len(v.Containers)+1)
-		for k, t := range v.Containers {
-			c[k] = t
+		if r.drops[old] == nil {
+			r.drops[old] = map[string]bool{}
 		}
-		c[container] = now
-		v.Containers = c
-		r.routes[id] = v
+		r.drops[old][container] = true
+		delete(r.where, container)
+		queue = append(queue, old)
+	}
+	if key != "" {
+		v, ok := r.routes[key]
+		newID := containerID != "" && v.IDs[containerID].Name != container
+		if !ok || newID || v.URL != url || v.Levels[container] != level || now-v.Containers[container] >= int64(routeRefresh/time.Second) {
+			if v.URL != url {
+				v = RouteValue{URL: url}
+			}
+			v = without(v, container)
+			v.Containers[container] = now
+			if level != "" {
+				v.Levels[container] = level
+			}
+			if containerID != "" {
+				v.IDs[containerID] = RouteID{Name: container, Seen: now}
+			}
+			r.routes[key] = v
+			r.where[container] = key
+			delete(r.drops[key], container)
+			queue = append(queue, key)
+		}
 	}
 	r.mu.Unlock()
-	if !changed {
-		return
+	for _, k := range queue {
+		select {
+		case r.queue <- k:
+		default:
+			r.forget(k, container)
+			r.log.Warn("notify route not stored: queue full; it is tried again when the container's next event comes", "target", k)
+		}
 	}
-	select {
-	case r.queue <- id:
-	default:
-		r.forget(id, container)
-		r.log.Warn("notify route not stored: queue full; it is tried again when the container's next event comes", "target", id)
+}
+
+// without is a copy of v without container's name and level; its ids
+// stay, for prune to take once the name is gone.
+func without(v RouteValue, container string) RouteValue {
+	c := make(map[string]int64, len(v.Containers)+1)
+	for k, t := range v.Containers {
+		if k != container {
+			c[k] = t
+		}
 	}
+	l := make(map[string]string, len(v.Levels)+1)
+	for k, s := range v.Levels {
+		if k != container {
+			l[k] = s
+		}
+	}
+	ids := make(map[string]RouteID, len(v.IDs)+1)
+	for k, id := range v.IDs {
+		ids[k] = id
+	}
+	v.Containers, v.Levels, v.IDs = c, l, ids
+	return v
 }
 
 // forget unmarks container so that its next event stores the route again.
 func (r *Routes) forget(id, container string) {
 	r.mu.Lock()
 	if v, ok := r.routes[id]; ok {
-		c := make(map[string]int64, len(v.Containers))
-		for k, t := range v.Containers {
-			if k != container {
-				c[k] = t
-			}
-		}
-		v.Containers = c
-		r.routes[id] = v
+		r.routes[id] = without(v, container)
 	}
+	delete(r.where, container)
 	r.mu.Unlock()
 }
 
@@ -228,22 +187,57 @@ func (r *Routes) store(ctx context.Context, id string) error {
 		return err
 	}
 	r.mu.Lock()
-	v := r.routes[id]
+	v, known := r.routes[id]
+	drops := r.drops[id]
+	delete(r.drops, id)
 	r.mu.Unlock()
 	e, err := kv.Get(ctx, id)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("read route %s: %w", id, err)
 	}
-	merged := RouteValue{URL: v.URL, Containers: map[string]int64{}}
+	merged := RouteValue{URL: v.URL, Containers: map[string]int64{}, Levels: map[string]string{}, IDs: map[string]RouteID{}}
 	if err == nil {
-		if old := ParseRouteValue(e.Value()); old.URL == v.URL {
+		if old := ParseRouteValue(e.Value()); old.URL == v.URL || !known {
+			merged.URL = old.URL
 			for k, t := range old.Containers {
 				merged.Containers[k] = t
 			}
+			for k, l := range old.Levels {
+				merged.Levels[k] = l
+			}
+			for k, id := range old.IDs {
+				merged.IDs[k] = id
+			}
 		}
+	}
+	for k := range drops {
+		delete(merged.Containers, k)
+		delete(merged.Levels, k)
 	}
 	for k, t := range v.Containers {
 		merged.Containers[k] = max(merged.Containers[k], t)
+		delete(merged.Levels, k)
+		if l := v.Levels[k]; l != "" {
+			merged.Levels[k] = l
+		}
+	}
+	for k, id := range v.IDs {
+		if id.Seen >= merged.IDs[k].Seen {
+			merged.IDs[k] = id
+		}
+	}
+	merged = prune(merged)
+	if len(merged.Containers) == 0 {
+		if err == nil {
+			// Every container that named it moved elsewhere.
+			if derr := kv.Delete(ctx, id, jetstream.LastRevision(e.Revision())); derr != nil {
+				return fmt.Errorf("remove route %s: %w", id, derr)
+			}
+		}
+		return nil
+	}
+	if len(merged.Levels) == 0 {
+		merged.Levels = nil
 	}
 	b, _ := json.Marshal(merged)
 	if err == nil && bytes.Equal(e.Value(), b) {
@@ -253,6 +247,37 @@ func (r *Routes) store(ctx context.Context, id string) error {
 		return fmt.Errorf("store route %s: %w", id, err)
 	}
 	return nil
+}
+
+// forgetIdle drops from memory the containers not seen since cutoff, as
+// the sweep drops them from the bucket: else the next store of their
+// route would write them back, and a healer watching containers come and
+// go would hold every name it ever saw.
+func (r *Routes) forgetIdle(cutoff int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, v := range r.routes {
+		v = without(v, "") // a copy: the maps are changed below
+		for c, t := range v.Containers {
+			if t < cutoff {
+				delete(v.Containers, c)
+				delete(v.Levels, c)
+				if r.where[c] == key {
+					delete(r.where, c)
+				}
+			}
+		}
+		for id, c := range v.IDs {
+			if c.Seen < cutoff {
+				delete(v.IDs, id)
+			}
+		}
+		if len(v.Containers) == 0 {
+			delete(r.routes, key)
+			continue
+		}
+		r.routes[key] = prune(v)
+	}
 }
 
 // Sweep drops the containers not seen naming a route for RouteIdle, and
@@ -273,23 +298,38 @@ func (r *Routes) Sweep(ctx context.Context) {
 		return
 	}
 	cutoff := r.now().Add(-RouteIdle).Unix()
+	r.forgetIdle(cutoff)
 	for _, id := range keys {
 		e, err := kv.Get(ctx, id)
 		if err != nil {
 			continue
 		}
 		v := ParseRouteValue(e.Value())
+		ids := len(v.IDs)
 		if v.Containers == nil {
 			// The older form says nothing of its containers: it is
 			// rewritten when a container names it, else it goes.
 			v.Containers = map[string]int64{}
 		}
+		before := len(v.Containers)
 		kept := map[string]int64{}
 		for k, t := range v.Containers {
 			if t >= cutoff {
 				kept[k] = t
 			}
 		}
+		for k := range v.Levels {
+			if _, ok := kept[k]; !ok {
+				delete(v.Levels, k)
+			}
+		}
+		for k, id := range v.IDs {
+			if id.Seen < cutoff {
+				delete(v.IDs, k)
+			}
+		}
+		v.Containers = kept
+		v = prune(v)
 		r.mu.Lock()
 		if len(kept) == 0 {
 			delete(r.routes, id)
@@ -300,8 +340,7 @@ func (r *Routes) Sweep(ctx context.Context) {
 			if err := kv.Delete(ctx, id, jetstream.LastRevision(e.Revision())); err == nil {
 				r.log.Info("notify route removed: no container named it for a day", "target", id)
 			}
-		case len(kept) < len(v.Containers):
-			v.Containers = kept
+		case len(kept) < before || len(v.IDs) < ids:
 			b, _ := json.Marshal(v)
 			_, _ = kv.Update(ctx, id, b, e.Revision())
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -249,22 +250,10 @@ func (h *History) runStates(ctx context.Context, histDone <-chan struct{}, flush
 			<-histDone
 			fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 			defer cancel()
-			for h.flushStates(fctx) != nil && fctx.Err() == nil {
-				time.Sleep(50 * time.Millisecond)
-			}
+			_ = retry(fctx, backoff.NewConstantBackOff(50*time.Millisecond), func() error { return h.flushStates(fctx) })
 			return
 		case <-h.stateWake:
-			backoff := 50 * time.Millisecond
-			for h.flushStates(ctx) != nil {
-				select {
-				case <-ctx.Done():
-				case <-time.After(backoff):
-				}
-				if ctx.Err() != nil {
-					break
-				}
-				backoff = min(backoff*2, 5*time.Second)
-			}
+			_ = retry(ctx, storeBackoff(), func() error { return h.flushStates(ctx) })
 		}
 	}
 }

@@ -214,24 +214,24 @@ func isStorageErr(err error) bool {
 // a fresh server with JetStream on the data dir, once the dir takes writes.
 func (b *Bus) supervise() {
 	defer close(b.done)
+	// The bus's life, for the waits between repairs.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-b.stop
+		cancel()
+	}()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 500 * time.Millisecond
 	bo.MaxInterval = 30 * time.Second
-	next := time.Now()
 	for {
-		b.mu.Lock()
-		changed := b.changed
-		b.mu.Unlock()
 		select {
-		case <-b.stop:
+		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-changed:
-			bo.Reset()
-			next = time.Now().Add(bo.NextBackOff())
-			continue
+		case <-b.Changed():
 		}
 		if b.Down() == nil {
 			b.mu.Lock()
@@ -242,15 +242,16 @@ func (b *Bus) supervise() {
 			}
 			continue
 		}
-		if time.Now().Before(next) {
-			continue
+		err := retry(ctx, bo, func() error {
+			err := b.repair()
+			if err != nil {
+				b.setDown(err)
+			}
+			return err
+		})
+		if err == nil {
+			b.setUp()
 		}
-		if err := b.repair(); err != nil {
-			b.setDown(err)
-			next = time.Now().Add(bo.NextBackOff())
-			continue
-		}
-		b.setUp()
 	}
 }
 

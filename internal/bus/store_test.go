@@ -15,18 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
-
-func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func streamConfig(t *testing.T, b *Bus, name string) jetstream.StreamConfig {
 	t.Helper()
@@ -135,7 +125,7 @@ func TestEventsStayInsideTheBound(t *testing.T) {
 	for i := range n {
 		p.Publish(ev(i))
 	}
-	waitFor(t, "the events to be stored", 60*time.Second, func() bool { return p.Pending() == 0 })
+	testkit.Until(t, 60*time.Second, "the events to be stored", func() bool { return p.Pending() == 0 })
 	cancel()
 	<-done
 	s, err := b.JetStream().Stream(context.Background(), EventsStream)
@@ -239,8 +229,8 @@ func TestDegradedAtStartRecovers(t *testing.T) {
 	if err := os.Remove(blocker); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the store to come back", 30*time.Second, func() bool { return b.Ready() == nil })
-	waitFor(t, "the queue to be stored", 10*time.Second, func() bool { return p.Pending() == 0 && hist.Pending() == 0 })
+	testkit.Until(t, 30*time.Second, "the store to come back", func() bool { return b.Ready() == nil })
+	testkit.Until(t, 10*time.Second, "the queue to be stored", func() bool { return p.Pending() == 0 && hist.Pending() == 0 })
 	s, err := b.JetStream().Stream(ctx, EventsStream)
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +272,7 @@ func TestCorruptStreamMovedAside(t *testing.T) {
 	for i := range 3 {
 		p.Publish(ev(i))
 	}
-	waitFor(t, "events stored", 10*time.Second, func() bool { return p.Pending() == 0 })
+	testkit.Until(t, 10*time.Second, "the events to be stored", func() bool { return p.Pending() == 0 })
 	cancel()
 	<-done
 	if err := b.Close(); err != nil {

@@ -6,9 +6,10 @@ import (
 
 	"errors"
 	"fmt"
-	"github.com/nats-io/nats.go/jetstream"
 	"log/slog"
 	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nats-io/nats.go"
 

@@ -75,17 +75,19 @@ func New(o Options) *Cleaner {
 func (c *Cleaner) Run(ctx context.Context) error {
 	tick := time.NewTicker(c.o.Interval)
 	defer tick.Stop()
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
+	// Not a retry: a duplicate in its grace is looked at again when the
+	// grace ends, the time Find gave.
+	graceEnds := time.NewTimer(time.Hour)
+	graceEnds.Stop()
 	for {
 		if next := c.sweepSafely(ctx); !next.IsZero() {
-			retry.Reset(time.Until(next))
+			graceEnds.Reset(time.Until(next))
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-		case <-retry.C:
+		case <-graceEnds.C:
 		case <-c.o.Triggers:
 			// Compose makes containers in bursts: one sweep for the burst.
 			select {

@@ -1,33 +1,26 @@
-// Package cli is the shared frame of the split binaries (cleaner,
-// notifier): version, configuration with exit code 2, logging, the NATS
-// connection to the healer, and one run group with a publisher that
-// outlives it.
+// Package cli holds the healer's subcommands (check, events, pause,
+// resume, test-notify, ui, healthcheck) and the split binaries (notifier,
+// cleaner): their components on the healer's NATS, with a publisher that
+// outlives their run group. The start-up itself is package program's.
 package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/run"
 
 	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/config"
-	"github.com/healmydocker/healmydocker/internal/logging"
+	"github.com/healmydocker/healmydocker/internal/program"
 )
 
-// Program describes one split binary.
-type Program struct {
+// split describes one split binary.
+type split struct {
 	Name, Version, Commit string
 	// Required lists settings that must not be empty: key, value, expected.
 	Required func(config.Config) [][3]string
@@ -43,74 +36,61 @@ type Bus struct {
 	Publisher *bus.Publisher
 }
 
-// Main runs p and returns the exit code: 0, 1 for a failure, 2 for bad
-// configuration.
-func Main(p Program, args, environ []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if len(args) > 0 && (args[0] == "--version" || args[0] == "version") {
-		fmt.Fprintf(stdout, "%s %s (commit %s, %s)\n", p.Name, p.Version, p.Commit, runtime.Version())
-		return 0
+// daemon is the split binary as a program: nats_url and the Required
+// settings must be set, and its components run on the healer's bus.
+func (p split) daemon() program.Daemon {
+	return program.Daemon{
+		Name: p.Name, Version: p.Version, Commit: p.Commit, Component: p.Name,
+		Check: func(cfg config.Config) error {
+			required := [][3]string{{"nats_url", cfg.NATSURL, "the URL of the healer's NATS listener, such as nats://healer:4222"}}
+			if p.Required != nil {
+				required = append(required, p.Required(cfg)...)
+			}
+			for _, r := range required {
+				if r[1] == "" {
+					return fmt.Errorf("invalid %s (default): \"\": expected %s", r[0], r[2])
+				}
+			}
+			return nil
+		},
+		Start: p.start,
 	}
-	var warnings []string
-	cfg, err := config.LoadProgram(p.Name, args, environ, stdout, func(w string) { warnings = append(warnings, w) })
-	if errors.Is(err, config.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
-		return 2
-	}
-	required := [][3]string{{"nats_url", cfg.NATSURL, "the URL of the healer's NATS listener, such as nats://healer:4222"}}
-	if p.Required != nil {
-		required = append(required, p.Required(cfg)...)
-	}
-	for _, r := range required {
-		if r[1] == "" {
-			fmt.Fprintf(stderr, "%s: invalid %s (default): \"\": expected %s\n", p.Name, r[0], r[2])
-			return 2
-		}
-	}
-	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel).With("component", p.Name)
-	for _, w := range warnings {
-		log.Warn(w)
-	}
-	if err := serve(ctx, p, cfg, log); err != nil {
-		log.Error(p.Name+" failed", "err", err)
-		return 1
-	}
-	return 0
 }
 
-func serve(ctx context.Context, p Program, cfg config.Config, log *slog.Logger) error {
+// start connects to the healer and builds the components; the returned
+// run runs them in one group, and stores what they published last.
+func (p split) start(ctx context.Context, cfg config.Config, log *slog.Logger) (func(context.Context) error, error) {
 	nc, js, err := connect(cfg, p.Name, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer nc.Close()
 	b := Bus{Conn: nc, JetStream: js, Publisher: bus.NewPublisher(js, 0, bus.DefaultLinger, log)}
 	actors, err := p.Run(ctx, cfg, b, log)
 	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		defer nc.Close()
+		pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopPub()
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = b.Publisher.Run(pubCtx, 10*time.Second) })
+		var g program.Group
+		gctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
+		for _, a := range actors {
+			g.Add(func() error { return a(gctx) }, func(error) { cancel() })
+		}
+		log.Info(p.Name+" started", "nats", nc.ConnectedUrlRedacted(), "components", len(actors))
+		err := g.Run()
+		stopPub()
+		wg.Wait()
+		if n := b.Publisher.Unstored(); n > 0 {
+			log.Error("events not stored at shutdown", "count", n)
+		}
 		return err
-	}
-	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopPub()
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = b.Publisher.Run(pubCtx, 10*time.Second) })
-	var g run.Group
-	gctx, cancel := context.WithCancel(ctx)
-	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
-	for _, a := range actors {
-		g.Add(func() error { return a(gctx) }, func(error) { cancel() })
-	}
-	log.Info(p.Name+" started", "nats", nc.ConnectedUrlRedacted(), "components", len(actors))
-	err = g.Run()
-	stopPub()
-	wg.Wait()
-	if n := b.Publisher.Unstored(); n > 0 {
-		log.Error("events not stored at shutdown", "count", n)
-	}
-	return err
+	}, nil
 }
 
 // connect reaches the healer's (or the hub's) NATS with the configured

@@ -38,6 +38,9 @@ func Control(ctx context.Context, action string, args, environ []string, stdout,
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		// pflag says nothing itself when it continues on an error.
+		fmt.Fprintf(stderr, "healer %s: %v\n", action, err)
+		fs.Usage()
 		return 2
 	}
 	req.Names = fs.Args()

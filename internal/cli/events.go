@@ -13,6 +13,7 @@ import (
 	"unicode"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
 
 	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/config"
@@ -33,58 +34,15 @@ type EventsOptions struct {
 // returns the rest, which are settings.
 func ParseEventsArgs(args []string) (EventsOptions, []string, error) {
 	var o EventsOptions
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, val, hasVal := strings.Cut(a, "=")
-		next := func() (string, error) {
-			if hasVal {
-				return val, nil
-			}
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("%s needs a value", name)
-			}
-			i++
-			return args[i], nil
-		}
-		switch name {
-		case "-f", "--follow":
-			o.Follow = true
-		case "--hub":
-			o.Hub = true
-		case "--since":
-			v, err := next()
-			if err != nil {
-				return o, nil, err
-			}
-			d, err := config.ParseDuration(v)
-			if err != nil || d < 0 {
-				return o, nil, fmt.Errorf("--since %q: expected a duration such as 1h or 30m", v)
-			}
-			o.Since = d
-		case "--container":
-			v, err := next()
-			if err != nil {
-				return o, nil, err
-			}
-			o.Container = strings.TrimPrefix(v, "/")
-		case "-o", "--output":
-			v, err := next()
-			if err != nil {
-				return o, nil, err
-			}
-			switch v {
-			case "json":
-				o.JSON = true
-			case "table":
-			default:
-				return o, nil, fmt.Errorf("%s %q: expected table or json", name, v)
-			}
-		default:
-			rest = append(rest, a)
-		}
-	}
-	return o, rest, nil
+	fs := pflag.NewFlagSet("healer events", pflag.ContinueOnError)
+	fs.BoolVarP(&o.Follow, "follow", "f", false, "print the live events after the history")
+	fs.BoolVar(&o.Hub, "hub", false, "read the hub's fleet stream: every host's events")
+	fs.Var(sinceFlag{&o.Since}, "since", "only the events of this last while, such as 1h or 30m")
+	fs.StringVar(&o.Container, "container", "", "only the events of the container so named")
+	outputVar(fs, &o.JSON)
+	rest, err := parseOwn(fs, args)
+	o.Container = strings.TrimPrefix(o.Container, "/")
+	return o, rest, err
 }
 
 // Events prints the history of events from JetStream, and with Follow the

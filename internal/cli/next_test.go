@@ -13,8 +13,8 @@ import (
 func TestNextRestart(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	p := config.Policy{SecondsBetweenRestarts: 15 * time.Second, FrameSize: 300 * time.Second, MaxRestartsInFrame: 3,
-		SecondsBetweenNextFrame: 600 * time.Second, MaxChecksToGiveUp: 50, Backoff: config.BackoffFrames}
+	p := config.Policy{BetweenRestarts: 15 * time.Second, FrameSize: 300 * time.Second, MaxRestartsInFrame: 3,
+		BetweenFrames: 600 * time.Second, GiveUpAfterRestarts: 50, Backoff: config.BackoffFrames}
 	fs := t0
 	frameFull := heal.FoldAll([]events.Event{events.New(events.RestartRequested, "r", t0, "web",
 		events.Data{Host: "h", Attempt: 3, FrameStart: &fs, FrameRestarts: 3, BackoffStep: 3})})

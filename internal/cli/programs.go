@@ -11,19 +11,20 @@ import (
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/docker"
 	"github.com/healmydocker/healmydocker/internal/notify"
+	"github.com/healmydocker/healmydocker/internal/program"
 )
 
 // Notifier is the split notifier: it delivers the healer's events from
 // durable consumers on the healer's NATS listener.
-func Notifier(version, commit string) Program {
-	return Program{Name: "notifier", Version: version, Commit: commit, Run: startNotifier}
+func Notifier(version, commit string) program.Daemon {
+	return split{Name: "notifier", Version: version, Commit: commit, Run: startNotifier}.daemon()
 }
 
 // Cleaner is the split duplicate cleaner: it talks to the Docker socket (or
 // a socket proxy) and to the healer's NATS listener, whose container events
 // trigger its sweeps and whose stream records what it did.
-func Cleaner(version, commit string) Program {
-	return Program{Name: "cleaner", Version: version, Commit: commit, Run: startCleaner}
+func Cleaner(version, commit string) program.Daemon {
+	return split{Name: "cleaner", Version: version, Commit: commit, Run: startCleaner}.daemon()
 }
 
 func startNotifier(ctx context.Context, cfg config.Config, b Bus, log *slog.Logger) ([]func(context.Context) error, error) {

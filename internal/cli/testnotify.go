@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/docker"
 	"github.com/healmydocker/healmydocker/internal/events"
@@ -87,24 +89,15 @@ type TestNotifyOptions struct {
 // ParseTestNotifyArgs takes --url out of args and returns the rest.
 func ParseTestNotifyArgs(args []string) (TestNotifyOptions, []string, error) {
 	var o TestNotifyOptions
-	var rest []string
-	for i := 0; i < len(args); i++ {
-		name, val, hasVal := strings.Cut(args[i], "=")
-		if name != "--url" {
-			rest = append(rest, args[i])
-			continue
-		}
-		if !hasVal {
-			if i+1 >= len(args) {
-				return o, nil, errors.New("--url needs a value")
-			}
-			i++
-			val = args[i]
-		}
-		if strings.TrimSpace(val) == "" {
-			return o, nil, errors.New("--url is empty")
-		}
-		o.URL = strings.TrimSpace(val)
+	fs := pflag.NewFlagSet("healer test-notify", pflag.ContinueOnError)
+	fs.StringVar(&o.URL, "url", "", "send to this URL alone instead of the configured targets")
+	rest, err := parseOwn(fs, args)
+	if err != nil {
+		return o, nil, err
+	}
+	o.URL = strings.TrimSpace(o.URL)
+	if fs.Changed("url") && o.URL == "" {
+		return o, nil, errors.New("--url is empty")
 	}
 	return o, rest, nil
 }

@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/run"
 
 	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/internal/httpapi"
+	"github.com/healmydocker/healmydocker/internal/program"
 	"github.com/healmydocker/healmydocker/internal/status"
 )
 
@@ -74,7 +74,7 @@ func ServeUI(ctx context.Context, cfg config.Config, hub bool, version string, l
 		Subscribe: func(f func([]byte)) (func(), error) { return bus.Live(nc, f) },
 		Log:       log,
 	})
-	var g run.Group
+	var g program.Group
 	gctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
 	g.Add(func() error {

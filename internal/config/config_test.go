@@ -152,7 +152,7 @@ func TestAliases(t *testing.T) {
 	}{
 		{"Repairman env", nil, []string{"DEFAULT_FRAME_SIZE=450", "DEFAULT_MAX_RESTARTS_IN_FRAME=2", "NAMESPACE=app_", "DEFAULT_SECONDS_BETWEEN_NEXT_FRAME=1500"},
 			func(c Config) bool {
-				return c.Policy.FrameSize == 450*time.Second && c.Policy.MaxRestartsInFrame == 2 && c.Namespace == "app_" && c.Policy.SecondsBetweenNextFrame == 1500*time.Second
+				return c.Policy.FrameSize == 450*time.Second && c.Policy.MaxRestartsInFrame == 2 && c.Namespace == "app_" && c.Policy.BetweenFrames == 1500*time.Second
 			}},
 		{"Repairman switches", []string{"--frame-size-in-seconds", "100", "--enable-autoheal", "--enable-cleaning-duplicated-services"}, nil,
 			func(c Config) bool {

@@ -58,11 +58,11 @@ func (p Policy) Values() map[string]string {
 	n := strconv.Itoa
 	v := map[string]string{
 		"stop_timeout":               d(p.StopTimeout),
-		"seconds_between_restarts":   d(p.SecondsBetweenRestarts),
+		"seconds_between_restarts":   d(p.BetweenRestarts),
 		"frame_size":                 d(p.FrameSize),
 		"max_restarts_in_frame":      n(p.MaxRestartsInFrame),
-		"seconds_between_next_frame": d(p.SecondsBetweenNextFrame),
-		"max_checks_to_give_up":      n(p.MaxChecksToGiveUp),
+		"seconds_between_next_frame": d(p.BetweenFrames),
+		"max_checks_to_give_up":      n(p.GiveUpAfterRestarts),
 		"backoff":                    p.Backoff,
 		"start_grace":                d(p.StartGrace),
 		"heal_exited":                b(p.HealExited),

@@ -10,6 +10,7 @@ import (
 
 	hmd "github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/testkit"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -29,16 +30,7 @@ func (c connLog) wait(t *testing.T, what string, up bool, n int) {
 // hangWatcher runs a watcher with a 300 ms call deadline against a fake
 // whose endpoint hangs from the start (hangFirst) or once connected.
 func hangWatcher(t *testing.T, endpoint string, hangFirst bool) {
-	fake, err := fakedocker.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fake.Close() })
-	t.Setenv("DOCKER_HOST", fake.Host())
-	c, err := NewFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fake, c := fakeClient(t)
 	defer c.Close()
 	c.SetTimeout(300 * time.Millisecond)
 	fake.Add(fakedocker.Container{ID: "sick0000000000", Name: "sick", Running: true, Health: "unhealthy"})
@@ -75,9 +67,10 @@ func hangWatcher(t *testing.T, endpoint string, hangFirst bool) {
 		t.Fatalf("no reconcile after the release")
 	}
 	// Hung again, the watcher still stops at once when asked to.
+	hits = fake.Hits(endpoint)
 	fake.Hang(endpoint)
 	fake.CutStreams()
-	time.Sleep(100 * time.Millisecond)
+	testkit.Until(t, 10*time.Second, "a watcher call to the hung "+endpoint, func() bool { return fake.Hits(endpoint) > hits })
 	stopAsked := time.Now()
 	cancel()
 	select {
@@ -123,16 +116,7 @@ func TestWatcherHungCallsAreCutOff(t *testing.T) {
 // A periodic reconcile whose list hangs ends the session: a daemon that
 // answers pings but not lists is not healthy.
 func TestWatcherPeriodicReconcileHangReconnects(t *testing.T) {
-	fake, err := fakedocker.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fake.Close() })
-	t.Setenv("DOCKER_HOST", fake.Host())
-	c, err := NewFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fake, c := fakeClient(t)
 	defer c.Close()
 	c.SetTimeout(300 * time.Millisecond)
 	s, st := newSink(), connLog{waitlog.New[bool]()}
@@ -153,16 +137,7 @@ func TestWatcherPeriodicReconcileHangReconnects(t *testing.T) {
 // the reconnect as a die found by listing, with its exit code; one that
 // exited before the last event seen is not.
 func TestWatcherFindsContainersThatDiedWhileDisconnected(t *testing.T) {
-	fake, err := fakedocker.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fake.Close() })
-	t.Setenv("DOCKER_HOST", fake.Host())
-	c, err := NewFromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fake, c := fakeClient(t)
 	defer c.Close()
 	c.SetTimeout(300 * time.Millisecond)
 	fake.Add(fakedocker.Container{ID: "old00000000000", Name: "old", Running: true, Labels: map[string]string{"healme": "true"}})

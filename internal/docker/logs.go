@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	hmd "github.com/healmydocker/healmydocker/internal/events"
@@ -37,7 +38,30 @@ func (c *Client) LogTail(ctx context.Context, id string, lines, maxBytes int) (s
 	if err != nil {
 		return "", fmt.Errorf("log tail of %s: inspect: %w", hmd.ShortID(id), err)
 	}
+	return c.readTail(ctx, res.Container, lines, maxBytes)
+}
+
+// LastWords reads, with one inspect, what a container said before it is
+// restarted: the output of its last failed health probe (as the daemon
+// keeps it, untrimmed) and, when lines > 0, its log tail as LogTail reads
+// it. A restart storm costs one inspect per container, not one per read.
+func (c *Client) LastWords(ctx context.Context, id string, lines, maxBytes int) (failedProbe, logTail string, err error) {
+	res, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return "", "", fmt.Errorf("last words of %s: inspect: %w", hmd.ShortID(id), err)
+	}
 	ct := res.Container
+	failedProbe = fromInspect(ct).FailedProbe
+	if lines <= 0 || maxBytes <= 0 {
+		return failedProbe, "", nil
+	}
+	logTail, err = c.readTail(ctx, ct, lines, maxBytes)
+	return failedProbe, logTail, err
+}
+
+// readTail reads the log tail of an inspected container.
+func (c *Client) readTail(ctx context.Context, ct container.InspectResponse, lines, maxBytes int) (string, error) {
+	id := ct.ID
 	tty := ct.Config != nil && ct.Config.Tty
 	driver := ""
 	if ct.HostConfig != nil {

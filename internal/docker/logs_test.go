@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // The real engine, set up by the first test that needs it.
@@ -45,17 +46,10 @@ func realEngine(t *testing.T) (*dockertest.Env, *Client) {
 // waitLog waits until the container has logged want.
 func waitLog(t *testing.T, id, want string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("%q in the logs of %s", want, id), func() (string, bool) {
 		out, _ := dockertest.Docker("logs", id)
-		if strings.Contains(out, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never logged %q: %s", id, want, out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return out, strings.Contains(out, want)
+	})
 }
 
 func TestLogTailOfARealContainer(t *testing.T) {

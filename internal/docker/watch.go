@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unique"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/moby/moby/api/types/events"
@@ -99,25 +98,27 @@ func (w *Watcher) Run(ctx context.Context) error {
 	// daemon that is back should be healing within a second or so.
 	bo.MaxInterval = time.Second
 	bo.RandomizationFactor = 0.2
-	for {
+	_, _ = backoff.Retry(ctx, func() (struct{}, error) {
 		began := time.Now()
 		err := w.session(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return struct{}{}, backoff.Permanent(ctx.Err())
 		}
 		w.status.DockerLost(err)
 		if time.Since(began) > time.Minute {
+			// A session that lasted: the next failure starts over.
 			bo.Reset()
 		}
-		wait := bo.NextBackOff()
+		return struct{}{}, cmp.Or(err, errSessionEnded)
+	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
 		w.log.Warn("docker connection lost; reconnecting", "err", err, "host", w.c.Host(), "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
+	}))
+	return nil
 }
+
+// errSessionEnded is a session's end without an error of its own: it is
+// reconnected all the same.
+var errSessionEnded = errors.New("the event stream ended")
 
 func (w *Watcher) session(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -318,209 +319,4 @@ func (w *Watcher) prune() {
 			delete(w.seen, k)
 		}
 	}
-}
-
-// intern returns one shared copy of s: what the healer keeps of each event
-// (its container's name and image) repeats event after event, and images
-// across containers.
-func intern(s string) string {
-	if s == "" {
-		return ""
-	}
-	return unique.Make(s).Value()
-}
-
-// Convert turns a daemon event into an observation; ok is false for
-// events the healer does not publish.
-func Convert(m events.Message) (hmd.Observed, bool) {
-	if m.Type != events.ContainerEventType {
-		return hmd.Observed{}, false
-	}
-	var k hmd.Kind
-	switch m.Action {
-	case events.ActionHealthStatusUnhealthy:
-		k = hmd.DockerUnhealthy
-	case events.ActionHealthStatusHealthy:
-		k = hmd.DockerHealthy
-	case events.ActionStart:
-		k = hmd.DockerStart
-	case events.ActionDie:
-		k = hmd.DockerDie
-	case events.ActionKill:
-		k = hmd.DockerKill
-	case events.ActionStop:
-		k = hmd.DockerStop
-	case events.ActionOOM:
-		k = hmd.DockerOOM
-	case events.ActionDestroy:
-		k = hmd.DockerDestroy
-	case events.ActionCreate:
-		k = hmd.DockerCreate
-	case events.ActionRename:
-		k = hmd.DockerRename
-	default:
-		return hmd.Observed{}, false
-	}
-	t := m.TimeNano
-	if t == 0 {
-		t = m.Time * 1e9
-	}
-	attrs := m.Actor.Attributes
-	o := hmd.Observed{
-		Kind:        k,
-		ContainerID: m.Actor.ID,
-		Name:        intern(attrs["name"]),
-		Image:       intern(attrs["image"]),
-		DockerTime:  time.Unix(0, t),
-		Labels:      make(map[string]string, len(attrs)),
-	}
-	// The daemon sets name and image after copying the labels, so those are
-	// its own; exitCode and signal it sets before, so a label of that name
-	// wins. Seen on an event that does not carry them, they are labels.
-	if k == hmd.DockerDie {
-		if s, ok := attrs["exitCode"]; ok {
-			if code, err := strconv.Atoi(s); err == nil {
-				o.ExitCode = &code
-			}
-		}
-	} else if _, ok := attrs["exitCode"]; ok {
-		o.AmbiguousAttrs = append(o.AmbiguousAttrs, "exitCode")
-	}
-	if k == hmd.DockerKill {
-		o.Signal = attrs["signal"]
-	} else if _, ok := attrs["signal"]; ok {
-		o.AmbiguousAttrs = append(o.AmbiguousAttrs, "signal")
-	}
-	// The daemon mixes its own attributes into the container's labels.
-	for key, v := range attrs {
-		switch key {
-		case "name", "image", "exitCode", "signal", "execDuration", "oldName":
-		default:
-			o.Labels[key] = v
-		}
-	}
-	return o, true
-}
-
-// reconcile reports containers that are unhealthy now: no event will say so
-// again, whether they turned unhealthy before the healer started or while it
-// was disconnected. After a reconnect (lastSeen, the daemon time of the
-// newest event seen, is set) it also reports the containers that exited
-// between lastSeen and subscribed: the daemon may have lost their die
-// events (it restarted) or sends them again only as replays, which the
-// healer does not act on.
-func (w *Watcher) reconcile(ctx context.Context, lastSeen, subscribed int64) error {
-	if err := w.reconcileIf(ctx, false); err != nil {
-		return err
-	}
-	if lastSeen == 0 {
-		return nil
-	}
-	return w.reconcileExited(ctx, lastSeen, subscribed)
-}
-
-func (w *Watcher) reconcileExited(ctx context.Context, lastSeen, subscribed int64) error {
-	list, err := w.c.listExited(ctx, w.selects)
-	if err != nil {
-		return err
-	}
-	for _, c := range list {
-		// After subscribed, the stream itself has its die event.
-		if f := c.Finished.UnixNano(); c.Finished.IsZero() || f <= lastSeen || f >= subscribed {
-			continue
-		}
-		code := c.ExitCode
-		w.log.Info("found a container that exited while the docker connection was down", "container", c.Name, "container_id", hmd.ShortID(c.ID), "exit_code", code, "finished", c.Finished)
-		w.sink(hmd.Observed{
-			Kind:        hmd.DockerDie,
-			ContainerID: c.ID,
-			Name:        c.Name,
-			Image:       c.Image,
-			Labels:      c.Labels,
-			ExitCode:    &code,
-			DockerTime:  c.Finished,
-			Received:    time.Now(),
-			Reconciled:  true,
-		})
-	}
-	return ctx.Err()
-}
-
-// reconcileMissed reports the unhealthy containers whose unhealthy event
-// never came: the daemon dropped it.
-func (w *Watcher) reconcileMissed(ctx context.Context) error { return w.reconcileIf(ctx, true) }
-
-func (w *Watcher) reconcileIf(ctx context.Context, onlyMissed bool) error {
-	ids, err := w.c.listUnhealthy(ctx)
-	if err != nil {
-		return err
-	}
-	var todo []string
-	for _, id := range ids {
-		w.mu.Lock()
-		known := w.unhealthy[id]
-		w.unhealthy[id] = true
-		w.mu.Unlock()
-		if onlyMissed && known {
-			continue
-		}
-		if onlyMissed {
-			w.log.Warn("found an unhealthy container whose event never came (the daemon drops events for a busy consumer); healing it", "container_id", hmd.ShortID(id))
-		}
-		todo = append(todo, id)
-	}
-	// A few inspections at once: a storm found at start is healed in
-	// parallel, as one seen live would be.
-	work := make(chan string)
-	var wg sync.WaitGroup
-	var hungMu sync.Mutex
-	var hung error
-	for range min(8, len(todo)) {
-		wg.Go(func() {
-			for id := range work {
-				if err := w.inspectUnhealthy(ctx, id); err != nil {
-					hungMu.Lock()
-					hung = cmp.Or(hung, err)
-					hungMu.Unlock()
-				}
-			}
-		})
-	}
-	for _, id := range todo {
-		work <- id
-	}
-	close(work)
-	wg.Wait()
-	if hung != nil {
-		return hung
-	}
-	return ctx.Err()
-}
-
-// inspectUnhealthy reports id if it is still unhealthy. It returns an error
-// only when the daemon hangs: a container removed meanwhile is no fault.
-func (w *Watcher) inspectUnhealthy(ctx context.Context, id string) error {
-	ct, err := w.c.Inspect(ctx, id)
-	if err != nil {
-		if isHang(err) && ctx.Err() == nil {
-			return err
-		}
-		// Removed between list and inspect: nothing to heal.
-		w.log.Debug("reconcile: inspect failed; skipping container", "container_id", hmd.ShortID(id), "err", err)
-		return nil
-	}
-	if !ct.Running || ct.Health != "unhealthy" {
-		return nil
-	}
-	w.sink(hmd.Observed{
-		Kind:        hmd.DockerUnhealthy,
-		ContainerID: ct.ID,
-		Name:        ct.Name,
-		Image:       ct.Image,
-		Labels:      ct.Labels,
-		DockerTime:  ct.HealthTime,
-		Received:    time.Now(),
-		Reconciled:  true,
-	})
-	return nil
 }

@@ -3,6 +3,9 @@ package docker
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 
 	hmd "github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/testkit"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -54,7 +58,9 @@ func startWatcher(t *testing.T) (*fakedocker.Server, *sink, *status) {
 	return startWatcherEvery(t, 0)
 }
 
-func startWatcherEvery(t *testing.T, reconcile time.Duration) (*fakedocker.Server, *sink, *status) {
+// fakeClient is a client of a new fake engine, which closes when t ends;
+// the caller closes the client.
+func fakeClient(t *testing.T) (*fakedocker.Server, *Client) {
 	t.Helper()
 	fake, err := fakedocker.Start(t.TempDir())
 	if err != nil {
@@ -66,6 +72,12 @@ func startWatcherEvery(t *testing.T, reconcile time.Duration) (*fakedocker.Serve
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fake, c
+}
+
+func startWatcherEvery(t *testing.T, reconcile time.Duration) (*fakedocker.Server, *sink, *status) {
+	t.Helper()
+	fake, c := fakeClient(t)
 	fake.Add(fakedocker.Container{ID: "sick0000000000", Name: "sick", Running: true, Health: "unhealthy", Labels: map[string]string{"healme": "true"}})
 	fake.Add(fakedocker.Container{ID: "well0000000000", Name: "well", Running: true, Health: "healthy"})
 	s, st := newSink(), &status{up: make(chan struct{}, 10)}
@@ -163,20 +175,90 @@ func TestWatcherKeepsEventsThatArriveOutOfTimeOrder(t *testing.T) {
 	}
 }
 
-// The daemon's events are input: any action, attributes and names convert
-// without a panic, and what converts names a container.
+// convertKinds is what each container action the healer publishes
+// becomes, written out here rather than taken from Convert.
+var convertKinds = map[events.Action]hmd.Kind{
+	events.ActionHealthStatusUnhealthy: hmd.DockerUnhealthy, events.ActionHealthStatusHealthy: hmd.DockerHealthy,
+	events.ActionStart: hmd.DockerStart, events.ActionDie: hmd.DockerDie, events.ActionKill: hmd.DockerKill,
+	events.ActionStop: hmd.DockerStop, events.ActionOOM: hmd.DockerOOM, events.ActionDestroy: hmd.DockerDestroy,
+	events.ActionCreate: hmd.DockerCreate, events.ActionRename: hmd.DockerRename,
+}
+
+// The daemon's events are input: any type, action and attributes convert
+// without a panic, and the observation says what the message says: the
+// action's kind (and nothing for other actions or types), its container,
+// name and image, its time, the container's labels (the attributes the
+// daemon adds taken out), the exit code of a die and the signal of a kill
+// only, and a label named like either marked on any other event.
 func FuzzConvert(f *testing.F) {
-	f.Add("container", "health_status: unhealthy", "abc123", "web", "0", "15")
-	f.Add("container", "die", "abc123", "we.b*>", "137", "")
-	f.Add("container", "kill", "", "", "x", "SIGKILL")
-	f.Add("network", "connect", "id", "n", "", "")
-	f.Fuzz(func(t *testing.T, typ, action, id, name, exitCode, signal string) {
-		m := events.Message{Type: events.Type(typ), Action: events.Action(action), Actor: events.Actor{ID: id, Attributes: map[string]string{
-			"name": name, "exitCode": exitCode, "signal": signal, "healme": "true",
-		}}, TimeNano: 1}
+	f.Add("container", "health_status: unhealthy", "abc123", "web", "img", "0", true, "15", true, "healme", "true", int64(1), int64(0))
+	f.Add("container", "die", "abc123", "we.b*>", "img:1", "137", true, "", false, "com.x", "", int64(0), int64(1700000000))
+	f.Add("container", "die", "abc123", "web", "", "x", true, "", false, "oldName", "a", int64(5), int64(7))
+	f.Add("container", "kill", "", "", "", "x", false, "SIGKILL", true, "signal", "9", int64(1), int64(0))
+	f.Add("network", "connect", "id", "n", "", "", false, "", false, "", "", int64(1), int64(0))
+	for action := range convertKinds {
+		f.Add("container", string(action), "c1", "web", "img", "1", true, "SIGTERM", true, "healme", "true", int64(1), int64(0))
+	}
+	f.Fuzz(func(t *testing.T, typ, action, id, name, image, exitCode string, hasExit bool, signal string, hasSignal bool, key, value string, nano, sec int64) {
+		attrs := map[string]string{"name": name, "image": image, key: value}
+		if hasExit {
+			attrs["exitCode"] = exitCode
+		}
+		if hasSignal {
+			attrs["signal"] = signal
+		}
+		m := events.Message{Type: events.Type(typ), Action: events.Action(action), Actor: events.Actor{ID: id, Attributes: maps.Clone(attrs)}, TimeNano: nano, Time: sec}
 		o, ok := Convert(m)
-		if ok && o.ContainerID != id {
-			t.Errorf("converted %q to container %q", id, o.ContainerID)
+		kind, known := convertKinds[m.Action]
+		if want := known && m.Type == events.ContainerEventType; ok != want {
+			t.Fatalf("Convert(%s %q) ok=%v, want %v", typ, action, ok, want)
+		}
+		if !maps.Equal(m.Actor.Attributes, attrs) {
+			t.Fatalf("Convert changed the message's attributes: %v, was %v", m.Actor.Attributes, attrs)
+		}
+		if !ok {
+			return
+		}
+		if o.Kind != kind || o.ContainerID != id || o.Name != attrs["name"] || o.Image != attrs["image"] {
+			t.Errorf("%q of %q (name %q, image %q) became %s of %q (name %q, image %q)", action, id, attrs["name"], attrs["image"], o.Kind, o.ContainerID, o.Name, o.Image)
+		}
+		wantTime := nano
+		if nano == 0 {
+			wantTime = sec * 1e9
+		}
+		if got := o.DockerTime.UnixNano(); got != wantTime {
+			t.Errorf("time %d ns / %d s became %d ns", nano, sec, got)
+		}
+		labels := maps.Clone(attrs)
+		for _, daemon := range []string{"name", "image", "exitCode", "signal", "execDuration", "oldName"} {
+			delete(labels, daemon)
+		}
+		if !maps.Equal(o.Labels, labels) {
+			t.Errorf("labels %v, want %v (attributes %v)", o.Labels, labels, attrs)
+		}
+		code, codeErr := strconv.Atoi(attrs["exitCode"])
+		_, exitSet := attrs["exitCode"]
+		switch {
+		case kind == hmd.DockerDie && exitSet && codeErr == nil:
+			if o.ExitCode == nil || *o.ExitCode != code {
+				t.Errorf("die with exitCode %q: exit code %v", attrs["exitCode"], o.ExitCode)
+			}
+		case o.ExitCode != nil:
+			t.Errorf("%s with exitCode %q (set %v): exit code %d", kind, attrs["exitCode"], exitSet, *o.ExitCode)
+		}
+		_, signalSet := attrs["signal"]
+		if want := map[bool]string{true: attrs["signal"]}[kind == hmd.DockerKill]; o.Signal != want {
+			t.Errorf("%s with signal %q: signal %q, want %q", kind, attrs["signal"], o.Signal, want)
+		}
+		var ambiguous []string
+		if exitSet && kind != hmd.DockerDie {
+			ambiguous = append(ambiguous, "exitCode")
+		}
+		if signalSet && kind != hmd.DockerKill {
+			ambiguous = append(ambiguous, "signal")
+		}
+		if !slices.Equal(o.AmbiguousAttrs, ambiguous) {
+			t.Errorf("%s marks %v as labels a container may fake, want %v", kind, o.AmbiguousAttrs, ambiguous)
 		}
 	})
 }
@@ -199,7 +281,13 @@ func TestPeriodicReconcileCatchesDroppedEvents(t *testing.T) {
 	if third.ContainerID != "late0000000000" || third.Reconciled {
 		t.Fatalf("want the late container's own event, got %+v", third)
 	}
-	time.Sleep(300 * time.Millisecond) // several reconcile rounds
+	// Several reconcile rounds more: each lists the containers, and one
+	// round ends before the next begins.
+	lists := fake.Hits(fakedocker.EndpointList)
+	testkit.Eventually(t, 10*time.Second, "three more reconcile rounds (rounds so far)", func() (int, bool) {
+		n := fake.Hits(fakedocker.EndpointList)
+		return n - lists, n >= lists+3
+	})
 	if n := s.log.Len(); n != 3 {
 		t.Errorf("%d observations after more reconcile rounds, want 3: %+v", n, s.log.All(func(hmd.Observed) bool { return true }))
 	}

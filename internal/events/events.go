@@ -206,8 +206,11 @@ type Data struct {
 	// for being unhealthy and after the die of a crash; "logs unavailable:
 	// <driver>" when the daemon cannot read its log driver.
 	LogTail string `json:"log_tail,omitempty"`
-	// NotifyTarget and NotifyLevel carry a container's own notify labels:
-	// the target's id (never its URL, which may hold a token) and level.
+	// NotifyTarget names a notification target by its id (never its URL,
+	// which may hold a token): the notifier's own notify.failed sets it.
+	// The healer no longer sets either field (notifiers route by the
+	// routes bucket); those an older healer stored, carrying a container's
+	// own target and level, are still routed by them.
 	NotifyTarget string `json:"notify_target,omitempty"`
 	NotifyLevel  string `json:"notify_level,omitempty"`
 	// Parent names the network parent (or compose dependency) on whose

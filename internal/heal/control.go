@@ -22,10 +22,10 @@ func (h *Healer) Pause(c events.Container, until time.Time, reason string) event
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.entry(c.ID)
-	ev := h.derived(events.ControlPaused, cause, o, d, h.o.Policy)
+	ev := h.derived(events.ControlPaused, cause, o, d)
 	h.record(e, ev)
 	if !until.IsZero() {
-		h.lookAt(e, o, cause, until)
+		h.scheduleLook(e, o, cause, until)
 	}
 	h.o.Log.Info("paused for maintenance", "container", c.Name, "container_id", events.ShortID(c.ID), "until", until, "reason", reason)
 	return ev
@@ -43,9 +43,9 @@ func (h *Healer) Resume(c events.Container, reason string) (events.Event, bool) 
 	if !e.state.PausedAt(now) {
 		return events.Event{}, false
 	}
-	ev := h.derived(events.ControlResumed, cause, o, events.Data{Reason: reason}, h.o.Policy)
+	ev := h.derived(events.ControlResumed, cause, o, events.Data{Reason: reason})
 	h.record(e, ev)
-	h.lookAt(e, o, cause, now)
+	h.scheduleLook(e, o, cause, now)
 	h.o.Log.Info("resumed", "container", c.Name, "container_id", events.ShortID(c.ID), "reason", reason)
 	return ev, true
 }
@@ -56,7 +56,7 @@ func (h *Healer) Paused() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var ids []string
-	for id, e := range h.state {
+	for id, e := range h.entries {
 		if e.state.PausedAt(now) {
 			ids = append(ids, id)
 		}
@@ -69,10 +69,10 @@ func (h *Healer) Paused() []string {
 func (h *Healer) endPause(o events.Observed, cause string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	e := h.state[o.ContainerID]
+	e := h.entries[o.ContainerID]
 	if e == nil || !e.state.Paused || e.state.PausedAt(h.o.Now()) {
 		return
 	}
-	h.record(e, h.derived(events.ControlResumed, cause, o, events.Data{Reason: "the pause's time is up"}, h.o.Policy))
+	h.record(e, h.derived(events.ControlResumed, cause, o, events.Data{Reason: "the pause's time is up"}))
 	h.o.Log.Info("pause ended", "container", o.Name, "container_id", events.ShortID(o.ContainerID))
 }

@@ -15,8 +15,8 @@ func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 
 func policy() config.Policy {
 	return config.Policy{
-		StopTimeout: 10 * time.Second, SecondsBetweenRestarts: 15 * time.Second, FrameSize: 300 * time.Second,
-		MaxRestartsInFrame: 3, SecondsBetweenNextFrame: 600 * time.Second, MaxChecksToGiveUp: 50,
+		StopTimeout: 10 * time.Second, BetweenRestarts: 15 * time.Second, FrameSize: 300 * time.Second,
+		MaxRestartsInFrame: 3, BetweenFrames: 600 * time.Second, GiveUpAfterRestarts: 50,
 		Backoff: config.BackoffFrames, BackoffInitial: 10 * time.Second, BackoffMax: 300 * time.Second, BackoffReset: 600 * time.Second,
 		HealExited: true, RestartDependents: true, Recreate: true, MaxHistoricEntries: 50,
 	}
@@ -117,7 +117,7 @@ func pending(s State) State  { s.InFlight, s.Pending = true, true; return s }
 
 func TestDecide(t *testing.T) {
 	t.Parallel()
-	exp := with(func(p *config.Policy) { p.Backoff = config.BackoffExponential; p.SecondsBetweenRestarts = 0 })
+	exp := with(func(p *config.Policy) { p.Backoff = config.BackoffExponential; p.BetweenRestarts = 0 })
 	tests := []struct {
 		name string
 		s    State
@@ -133,7 +133,7 @@ func TestDecide(t *testing.T) {
 		{name: "healthy is nothing to decide", obs: Observation{Observed: events.Observed{Kind: events.DockerHealthy}}, p: policy(), want: Decision{}},
 		{name: "kill is nothing to decide", obs: Observation{Observed: events.Observed{Kind: events.DockerKill}}, p: policy(), want: Decision{}},
 
-		{name: "too soon after the last restart", s: state(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 10, want: skipUntil(ReasonBetween, 15)},
+		{name: "too soon after the last restart", s: state(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 10, want: skipUntil(ReasonBetweenRestarts, 15)},
 		{name: "second restart in the frame", s: state(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 20, want: restart(ReasonUnhealthy, 2, 0, 2, 2, 20)},
 		{name: "third restart fills the frame", s: state(restarted(0, 1, 0, 1, 1), restarted(20, 2, 0, 2, 2)), obs: unhealthy(), p: policy(), now: 40, want: restart(ReasonUnhealthy, 3, 0, 3, 3, 40)},
 		{name: "frame used up", s: state(restarted(40, 3, 0, 3, 3)), obs: unhealthy(), p: policy(), now: 60, want: skipUntil(ReasonFrameLimit, 640)},
@@ -141,11 +141,11 @@ func TestDecide(t *testing.T) {
 		{name: "next frame after the wait", s: state(restarted(40, 3, 0, 3, 3)), obs: unhealthy(), p: policy(), now: 640, want: restart(ReasonUnhealthy, 4, 640, 1, 4, 640)},
 		{name: "frame over without being used up", s: state(restarted(0, 1, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 301, want: restart(ReasonUnhealthy, 2, 301, 1, 2, 301)},
 
-		{name: "give up after max checks", s: state(restarted(0, 50, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 1000, want: Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: 50}},
+		{name: "give up after max checks", s: state(restarted(0, 50, 0, 1, 1)), obs: unhealthy(), p: policy(), now: 1000, want: Decision{Verdict: GiveUp, Reason: ReasonBudgetSpent, Attempt: 50}},
 		{name: "given up stays given up", s: state(restarted(0, 50, 0, 1, 1), ev(events.GaveUp, 1000)), obs: unhealthy(), p: policy(), now: 2000, want: skip(ReasonGivenUp)},
 		{name: "healthy for a whole frame resumes healing", s: state(restarted(0, 50, 0, 1, 1), ev(events.GaveUp, 1000), ev(events.DockerHealthy, 1100)), obs: unhealthy(), p: policy(), now: 1400, want: restart(ReasonUnhealthy, 1, 1400, 1, 2, 1400)},
 		{name: "healthy for less than a frame does not", s: state(restarted(0, 49, 0, 1, 1), ev(events.DockerHealthy, 100)), obs: unhealthy(), p: policy(), now: 200, want: restart(ReasonUnhealthy, 50, 0, 2, 2, 200)},
-		{name: "give-up off", s: state(restarted(0, 5000, 0, 1, 1)), obs: unhealthy(), p: with(func(p *config.Policy) { p.MaxChecksToGiveUp = 0 }), now: 1000, want: restart(ReasonUnhealthy, 5001, 1000, 1, 2, 1000)},
+		{name: "give-up off", s: state(restarted(0, 5000, 0, 1, 1)), obs: unhealthy(), p: with(func(p *config.Policy) { p.GiveUpAfterRestarts = 0 }), now: 1000, want: restart(ReasonUnhealthy, 5001, 1000, 1, 2, 1000)},
 
 		{name: "start grace", s: state(ev(events.DockerStart, 100)), obs: unhealthy(), p: with(func(p *config.Policy) { p.StartGrace = 30 * time.Second }), now: 110, want: skipUntil(ReasonStartGrace, 130)},
 		{name: "after start grace", s: state(ev(events.DockerStart, 100)), obs: unhealthy(), p: with(func(p *config.Policy) { p.StartGrace = 30 * time.Second }), now: 131, want: restart(ReasonUnhealthy, 1, 131, 1, 1, 131)},
@@ -179,12 +179,12 @@ func TestDecide(t *testing.T) {
 		{name: "a look at an unhealthy container", s: state(restarted(0, 1, 0, 1, 1)), obs: looked(events.Container{Running: true, Health: "unhealthy"}), p: policy(), now: 15, want: restart(ReasonReconciled, 2, 0, 2, 2, 15)},
 
 		// Case 1: a failed restart is tried again under the policy.
-		{name: "failed restart: looked at when the policy allows", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: policy(), now: 1, want: Decision{Verdict: LookAgain, Reason: ReasonBetween, RetryAt: at(15)}},
-		{name: "failed restart: at once without a wait", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 }), now: 1, want: Decision{Verdict: LookAgain, Reason: ReasonRetry, RetryAt: at(1)}},
+		{name: "failed restart: looked at when the policy allows", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: policy(), now: 1, want: Decision{Verdict: LookAgain, Reason: ReasonBetweenRestarts, RetryAt: at(15)}},
+		{name: "failed restart: at once without a wait", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: with(func(p *config.Policy) { p.BetweenRestarts = 0 }), now: 1, want: Decision{Verdict: LookAgain, Reason: ReasonRetry, RetryAt: at(1)}},
 		{name: "failed restart: retried", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: looked(events.Container{ExitCode: 137}), p: policy(), now: 15, want: restart(ReasonRetry+": boom", 2, 0, 2, 2, 15)},
 		{name: "failed restart: retried even with heal_exited off", s: state(restarted(0, 1, 0, 1, 1), failed(1, "boom")), obs: looked(events.Container{ExitCode: 0}), p: with(func(p *config.Policy) { p.HealExited = false }), now: 15, want: restart(ReasonRetry+": boom", 2, 0, 2, 2, 15)},
 		{name: "failed restart: frame used up", s: state(restarted(0, 3, 0, 3, 3), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: policy(), now: 20, want: Decision{Verdict: LookAgain, Reason: ReasonFrameLimit, RetryAt: at(600)}},
-		{name: "failed restart: gives up", s: state(restarted(0, 50, 0, 1, 1), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: policy(), now: 100, want: Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: 50}},
+		{name: "failed restart: gives up", s: state(restarted(0, 50, 0, 1, 1), failed(1, "boom")), obs: Observation{Purpose: AfterFailure}, p: policy(), now: 100, want: Decision{Verdict: GiveUp, Reason: ReasonBudgetSpent, Attempt: 50}},
 		{name: "failed restart: the die of its stop is ours", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5), failed(6, "boom")), obs: died(0, 5), p: policy(), now: 6, want: Decision{}},
 		{name: "failed restart: a stop after it is a user's", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), failed(6, "boom"), ev(events.DockerStop, 7)), obs: looked(events.Container{ExitCode: 137}), p: policy(), now: 30, want: skip(ReasonUserStopped)},
 
@@ -198,7 +198,7 @@ func TestDecide(t *testing.T) {
 		{name: "dependent restarted", obs: Observation{Purpose: AsDependent, Parent: "db", Look: events.Container{Running: true}}, p: policy(), now: 3, want: restart(ParentRestartedReason("db"), 1, 3, 1, 1, 3)},
 		{name: "dependent stopped by its user", s: state(ev(events.DockerStart, 0), ev(events.DockerStop, 2)), obs: Observation{Purpose: AsDependent, Parent: "db"}, p: policy(), now: 3, want: skip(ReasonUserStopped)},
 		{name: "dependent not running", obs: Observation{Purpose: AsDependent, Parent: "db"}, p: policy(), now: 3, want: skip(ReasonNotRunning)},
-		{name: "dependent within its budget", s: state(restarted(0, 1, 0, 1, 1)), obs: Observation{Purpose: AsDependent, Parent: "db", Look: events.Container{Running: true}}, p: policy(), now: 3, want: skipUntil(ReasonBetween, 15)},
+		{name: "dependent within its budget", s: state(restarted(0, 1, 0, 1, 1)), obs: Observation{Purpose: AsDependent, Parent: "db", Look: events.Container{Running: true}}, p: policy(), now: 3, want: skipUntil(ReasonBetweenRestarts, 15)},
 		{name: "dependent within its budget: looked at again when it allows", s: func() State { s := state(restarted(0, 1, 0, 1, 1)); s.OwedParent = "db"; return s }(), obs: looked(events.Container{Running: true}), p: policy(), now: 15, want: restart(ParentRestartedReason("db"), 2, 0, 2, 2, 15)},
 		{name: "dependent paused", obs: Observation{Purpose: AsDependent, Parent: "db", Look: events.Container{Running: true, Paused: true}}, p: policy(), now: 3, want: skip(ReasonPaused)},
 		{name: "dependent that died with its parent started after the parent's restart", s: state(ev(events.DockerStart, 0), ev(events.DockerDie, 12)), obs: Observation{Purpose: AsDependent, Parent: "db", ParentDiedAt: at(10), ParentRunning: true}, p: policy(), now: 13, want: restart(DiedWithParentReason("db"), 1, 13, 1, 1, 13)},
@@ -206,7 +206,7 @@ func TestDecide(t *testing.T) {
 		{name: "dependent that died long after its parent is its own business", s: state(ev(events.DockerStart, 0), ev(events.DockerDie, 30)), obs: Observation{Purpose: ParentStarted, Parent: "db", ParentDiedAt: at(10), ParentRunning: true}, p: policy(), now: 31, want: Decision{}},
 		{name: "dependent running when its parent is started by someone else", obs: Observation{Purpose: ParentStarted, Parent: "db", ParentDiedAt: at(10), ParentRunning: true, Look: events.Container{Running: true}}, p: policy(), now: 31, want: Decision{}},
 		{name: "dependent that died with its parent but was stopped by a user", s: state(ev(events.DockerStart, 0), ev(events.DockerKill, 11), ev(events.DockerDie, 11)), obs: Observation{Purpose: ParentStarted, Parent: "db", ParentDiedAt: at(10), ParentRunning: true}, p: policy(), now: 13, want: skip(ReasonUserStopped)},
-		{name: "dependent that died with its parent, within its budget", s: state(restarted(0, 1, 0, 1, 1), ev(events.DockerStart, 1), ev(events.DockerDie, 5)), obs: Observation{Purpose: ParentStarted, Parent: "db", ParentDiedAt: at(4), ParentRunning: true}, p: policy(), now: 6, want: Decision{Verdict: Skip, Reason: ReasonBetween, RetryAt: at(15)}},
+		{name: "dependent that died with its parent, within its budget", s: state(restarted(0, 1, 0, 1, 1), ev(events.DockerStart, 1), ev(events.DockerDie, 5)), obs: Observation{Purpose: ParentStarted, Parent: "db", ParentDiedAt: at(4), ParentRunning: true}, p: policy(), now: 6, want: Decision{Verdict: Skip, Reason: ReasonBetweenRestarts, RetryAt: at(15)}},
 		{name: "dependent's die soon after another's is looked at", obs: func() Observation { o := died(1, 5); o.ParentDiedRecently = true; return o }(), p: with(func(p *config.Policy) { p.HealExited = false }), now: 5, want: Decision{Verdict: LookAgain, RetryAt: at(5).Add(exitSettle)}},
 		{name: "dependent died with its parent, which is still down", s: state(ev(events.DockerStart, 0), ev(events.DockerDie, 5)), obs: Observation{Observed: events.Observed{Kind: events.DockerDie}, Purpose: FromLook, Parent: "db", ParentDiedAt: at(4)}, p: with(func(p *config.Policy) { p.HealExited = false }), now: 6, want: skip(ReasonParentDown)},
 		{name: "dependent died with its parent, which runs again", s: state(ev(events.DockerStart, 0), ev(events.DockerDie, 5)), obs: Observation{Observed: events.Observed{Kind: events.DockerDie}, Purpose: FromLook, Parent: "db", ParentDiedAt: at(4), ParentRunning: true}, p: with(func(p *config.Policy) { p.HealExited = false }), now: 6, want: restart(DiedWithParentReason("db"), 1, 6, 1, 1, 6)},
@@ -219,7 +219,7 @@ func TestDecide(t *testing.T) {
 		{name: "dependent of a recreated parent, already being recreated", s: pending(State{}), obs: Observation{Purpose: ParentRecreated, Parent: "vpn", ParentRunning: true, Look: events.Container{Running: true}}, p: policy(), now: 3, want: skip(ReasonInFlight)},
 		{name: "dependent of a recreated parent, gone", obs: Observation{Purpose: ParentRecreated, Parent: "vpn", Gone: true}, p: policy(), now: 3, want: Decision{}},
 		{name: "compose dependent restarted", obs: Observation{Purpose: AsDependent, Parent: "db", Compose: true, Look: events.Container{Running: true}}, p: policy(), now: 3, want: restart(ComposeRestartedReason("db"), 1, 3, 1, 1, 3)},
-		{name: "compose dependent within its budget", s: state(restarted(0, 1, 0, 1, 1)), obs: Observation{Purpose: AsDependent, Parent: "db", Compose: true, Look: events.Container{Running: true}}, p: policy(), now: 3, want: skipUntil(ReasonBetween, 15)},
+		{name: "compose dependent within its budget", s: state(restarted(0, 1, 0, 1, 1)), obs: Observation{Purpose: AsDependent, Parent: "db", Compose: true, Look: events.Container{Running: true}}, p: policy(), now: 3, want: skipUntil(ReasonBetweenRestarts, 15)},
 		{name: "dependent in a cycle: reported, not acted on", obs: Observation{Purpose: AsDependent, Parent: "db", Cycle: true, Look: events.Container{Running: true}}, p: policy(), now: 3, want: skip(ReasonCycle)},
 		{name: "dependent of a parent that is not selected: reported, not acted on", s: state(ev(events.DockerStart, 0), ev(events.DockerDie, 5)), obs: Observation{Purpose: ParentStarted, Parent: "vpn", ParentNotSelected: true}, p: policy(), now: 6, want: skip(ReasonNotSelected)},
 		{name: "dependent given up", s: state(restarted(0, 50, 0, 1, 1), ev(events.GaveUp, 1)), obs: Observation{Purpose: AsDependent, Parent: "db", Look: events.Container{Running: true}}, p: policy(), now: 30, want: skip(ReasonGivenUp)},
@@ -237,7 +237,7 @@ func TestDecide(t *testing.T) {
 		{name: "action stop after our stop: left stopped", s: state(ev(events.DockerStart, 0), stoppedBy(restarted(5, 1, 5, 1, 1)), ev(events.DockerKill, 5), ev(events.DockerDie, 6), ev(events.Stopped, 6)), obs: exited(0), p: act(config.ActionStop), now: 7, want: skip(ReasonUserStopped)},
 		{name: "action stop retries a failed stop", s: state(ev(events.DockerStart, 0), stoppedBy(restarted(5, 1, 5, 1, 1)), failed(6, "x")), obs: looked(events.Container{ID: "c1", Running: true, Health: "unhealthy"}), p: act(config.ActionStop), now: 30, want: as(restart(ReasonReconciled, 2, 5, 2, 2, 30), config.ActionStop)},
 		{name: "action notify decides without sending", obs: unhealthy(), p: act(config.ActionNotify), want: as(restart(ReasonUnhealthy, 1, 0, 1, 1, 0), config.ActionNotify)},
-		{name: "action notify keeps the budget", s: state(notified(restarted(0, 1, 0, 1, 1))), obs: unhealthy(), p: act(config.ActionNotify), now: 10, want: skipUntil(ReasonBetween, 15)},
+		{name: "action notify keeps the budget", s: state(notified(restarted(0, 1, 0, 1, 1))), obs: unhealthy(), p: act(config.ActionNotify), now: 10, want: skipUntil(ReasonBetweenRestarts, 15)},
 		{name: "action notify frame limit", s: state(notified(restarted(40, 3, 0, 3, 3))), obs: unhealthy(), p: act(config.ActionNotify), now: 60, want: skipUntil(ReasonFrameLimit, 640)},
 		{name: "action none records only", obs: unhealthy(), p: act(config.ActionNone), want: Decision{}},
 		{name: "action none on a crash", obs: exited(1), p: act(config.ActionNone), want: Decision{}},
@@ -253,7 +253,7 @@ func TestDecide(t *testing.T) {
 		{name: "a dependent with action stop is restarted", s: State{}, obs: Observation{Observed: events.Observed{ContainerID: "c1"}, Purpose: AsDependent, Look: events.Container{Running: true}, Parent: "vpn"}, p: act(config.ActionStop), want: restart(ParentRestartedReason("vpn"), 1, 0, 1, 1, 0)},
 		{name: "a death long after a failed restart is the container's own", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), failed(6, "api"), ev(events.DockerDie, 60)), obs: exited(0), p: with(func(p *config.Policy) { p.HealExited = false }), now: 61, want: Decision{}},
 		{name: "a death in a failed restart is ours to finish", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerDie, 6), failed(6, "start failed")), obs: exited(0), p: with(func(p *config.Policy) { p.HealExited = false }), now: 30, want: restart(ReasonRetry+": start failed", 2, 5, 2, 2, 30)},
-		{name: "dry run gives up as it would", s: state(notified(restarted(0, 50, 0, 1, 1))), obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun = true }), now: 1000, want: Decision{Verdict: GiveUp, Reason: ReasonGiveUp, Attempt: 50}},
+		{name: "dry run gives up as it would", s: state(notified(restarted(0, 50, 0, 1, 1))), obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun = true }), now: 1000, want: Decision{Verdict: GiveUp, Reason: ReasonBudgetSpent, Attempt: 50}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -350,7 +350,7 @@ func TestCrashLoopBudget(t *testing.T) {
 // restarts, keeps its frame limit and its give-up.
 func TestFlappingKeepsTheBudget(t *testing.T) {
 	t.Parallel()
-	p := with(func(p *config.Policy) { p.MaxChecksToGiveUp = 4; p.SecondsBetweenNextFrame = 30 * time.Second })
+	p := with(func(p *config.Policy) { p.GiveUpAfterRestarts = 4; p.BetweenFrames = 30 * time.Second })
 	var s State
 	var verdicts []Decision
 	for ms := 0; ms < 600_000; ms += 250 {
@@ -362,7 +362,7 @@ func TestFlappingKeepsTheBudget(t *testing.T) {
 		e := evMS(k, ms)
 		if k == events.DockerUnhealthy {
 			d := Decide(s, unhealthy(), p, e.Time)
-			if d.Verdict == Restart || d.Verdict == GiveUp || (d.Verdict == Skip && d.Reason != ReasonBetween) {
+			if d.Verdict == Restart || d.Verdict == GiveUp || (d.Verdict == Skip && d.Reason != ReasonBetweenRestarts) {
 				verdicts = append(verdicts, d)
 			}
 			switch d.Verdict {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // scripted is a fake Docker whose restarts do what the test says.
@@ -22,6 +23,7 @@ type scripted struct {
 	inspect  events.Container
 	restarts []string
 	stops    []string
+	inspects int
 }
 
 func (s *scripted) Restart(ctx context.Context, id string, timeout time.Duration) error {
@@ -39,11 +41,14 @@ func (s *scripted) Stop(ctx context.Context, id string, timeout time.Duration) e
 	return nil
 }
 
-func (s *scripted) LogTail(context.Context, string, int, int) (string, error) { return "", nil }
+func (s *scripted) LastWords(context.Context, string, int, int) (string, string, error) {
+	return "", "", nil
+}
 
 func (s *scripted) Inspect(_ context.Context, id string) (events.Container, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inspects++
 	c := s.inspect
 	c.ID, c.Name, c.Labels = id, "c-"+id, selected
 	return c, nil
@@ -67,13 +72,7 @@ func (s *scripted) count(id string) int {
 
 func waitFor(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Until(t, 10*time.Second, what, f)
 }
 
 func (p *publisher) find(k events.Kind, container string) []events.Event {
@@ -113,7 +112,7 @@ func TestHungRestartFreesItsSlotAndIsRetried(t *testing.T) {
 		return nil
 	}
 	p := &publisher{}
-	pol := with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 })
+	pol := with(func(p *config.Policy) { p.BetweenRestarts = 0 })
 	h := New(Options{Host: "h", Label: "healme", Policy: pol, MaxConcurrent: 1, Docker: d, Publisher: p,
 		Log: slog.New(slog.DiscardHandler), RestartMargin: 200 * time.Millisecond})
 	run(t, h)
@@ -172,7 +171,7 @@ func TestHealerFlappingKeepsTheFrame(t *testing.T) {
 	d := &scripted{restart: func(context.Context, string, time.Duration) error { return nil }}
 	p := &publisher{}
 	now := t0
-	h := New(Options{Host: "h", Label: "healme", Policy: with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 }), MaxConcurrent: 4, Docker: d, Publisher: p,
+	h := New(Options{Host: "h", Label: "healme", Policy: with(func(p *config.Policy) { p.BetweenRestarts = 0 }), MaxConcurrent: 4, Docker: d, Publisher: p,
 		Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }, AfterFunc: func(time.Duration, func()) Timer { return stopped{} }})
 	run(t, h)
 	for i := range 3000 {
@@ -208,9 +207,9 @@ func BenchmarkHandle(b *testing.B) {
 	var lat []time.Duration
 	var mu sync.Mutex
 	h := New(Options{Host: "h", Label: "healme", Policy: with(func(p *config.Policy) {
-		p.SecondsBetweenRestarts = 0
+		p.BetweenRestarts = 0
 		p.MaxRestartsInFrame = 1 << 30
-		p.MaxChecksToGiveUp = 0
+		p.GiveUpAfterRestarts = 0
 	}), MaxConcurrent: 64, Docker: d, Publisher: discard{}, Log: slog.New(slog.DiscardHandler),
 		DecisionLatency: func(d time.Duration) { mu.Lock(); lat = append(lat, d); mu.Unlock() }})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -34,7 +34,9 @@ func (r *restarter) Inspect(_ context.Context, id string) (events.Container, err
 	return events.Container{ID: id, Name: "c-" + id}, nil
 }
 
-func (r *restarter) LogTail(context.Context, string, int, int) (string, error) { return "", nil }
+func (r *restarter) LastWords(context.Context, string, int, int) (string, string, error) {
+	return "", "", nil
+}
 
 // Stop is not expected of the restart tests: it fails loudly.
 func (r *restarter) Stop(context.Context, string, time.Duration) error {

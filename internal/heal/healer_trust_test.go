@@ -56,7 +56,7 @@ func TestStopDuringPauseAfterADroppedClaimStaysStopped(t *testing.T) {
 		return nil
 	}
 	p := &publisher{}
-	pol := with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 })
+	pol := with(func(p *config.Policy) { p.BetweenRestarts = 0 })
 	h := New(Options{Host: "h", Label: "healme", Policy: pol, MaxConcurrent: 1, Docker: d, Publisher: p, Log: slog.New(slog.DiscardHandler)})
 	run(t, h)
 	h.Handle(sick("a", selected))
@@ -78,7 +78,8 @@ func TestStopDuringPauseAfterADroppedClaimStaysStopped(t *testing.T) {
 	d.inspect = events.Container{Running: false, ExitCode: 143}
 	d.mu.Unlock()
 	h.Resume(cb, "done")
-	time.Sleep(300 * time.Millisecond) // throwaway review test only
+	// The look after the resume decides, and says so: skipped for the stop.
+	waitFor(t, "the look after the resume to skip b for the user's stop", func() bool { return len(userStopSkips(p, "c-b")) >= 1 })
 	if n := d.count("b"); n != 0 {
 		t.Errorf("b restarted %d times after the user's docker stop", n)
 	}
@@ -90,8 +91,8 @@ func TestDryRunBudgetDoesNotCarryIntoRealMode(t *testing.T) {
 	d := &scripted{restart: func(context.Context, string, time.Duration) error { return nil }}
 	dry := with(func(p *config.Policy) {
 		p.DryRun = true
-		p.SecondsBetweenRestarts = 0
-		p.MaxChecksToGiveUp = 3
+		p.BetweenRestarts = 0
+		p.GiveUpAfterRestarts = 3
 		p.MaxRestartsInFrame = 100
 	})
 	hist := &publisher{}
@@ -122,7 +123,7 @@ func TestDryRunBudgetDoesNotCarryIntoRealMode(t *testing.T) {
 // later exits 0 by itself is left alone with heal_exited off.
 func TestNeverSentRestartLeavesACleanExitAlone(t *testing.T) {
 	d := &scripted{restart: func(context.Context, string, time.Duration) error { return nil }, inspect: events.Container{Running: false, ExitCode: 0}}
-	pol := with(func(p *config.Policy) { p.HealExited = false; p.SecondsBetweenRestarts = 0 })
+	pol := with(func(p *config.Policy) { p.HealExited = false; p.BetweenRestarts = 0 })
 	hist := &publisher{}
 	h := New(Options{Host: "h", Label: "healme", Policy: pol, MaxConcurrent: 1, Docker: d, Publisher: &publisher{}, History: hist, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -134,7 +135,15 @@ func TestNeverSentRestartLeavesACleanExitAlone(t *testing.T) {
 		Initial: map[string]State{"a": FoldAll(hist.evs)}, Log: slog.New(slog.DiscardHandler)})
 	run(t, h3)
 	h3.Handle(events.Observed{Kind: events.DockerDie, ContainerID: "a", Name: "c-a", Labels: selected, DockerTime: time.Now()})
-	time.Sleep(600 * time.Millisecond)
+	// Decided at once (nothing to do) unless a look was asked for: then
+	// wait for the look's inspect and for the work it spawned.
+	h3.mu.Lock()
+	looking := h3.entries["a"] != nil && h3.entries["a"].timer != nil
+	h3.mu.Unlock()
+	if looking {
+		waitFor(t, "the look after the exit", func() bool { d.mu.Lock(); defer d.mu.Unlock(); return d.inspects > 0 })
+		h3.wg.Wait()
+	}
 	if n := d.count("a"); n != 0 {
 		t.Errorf("a exited 0 by itself with heal_exited=false, and was restarted %d times", n)
 	}
@@ -166,7 +175,7 @@ func TestDependentWithActionStopIsRestartedNotStopped(t *testing.T) {
 // container stopped.
 func TestUnfinishedClaimOfACrashedHealerIsNotOurs(t *testing.T) {
 	d := &scripted{restart: func(context.Context, string, time.Duration) error { return nil }}
-	pol := with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 })
+	pol := with(func(p *config.Policy) { p.BetweenRestarts = 0 })
 	req := events.New(events.RestartRequested, "r1", time.Now().Add(-time.Hour), "c-a",
 		events.Data{Host: "h", ContainerID: "a", Reason: ReasonUnhealthy, Attempt: 1, FrameRestarts: 1, BackoffStep: 1})
 	p := &publisher{}
@@ -183,7 +192,7 @@ func TestUnfinishedClaimOfACrashedHealerIsNotOurs(t *testing.T) {
 	d.inspect = events.Container{Running: false, ExitCode: 143}
 	d.mu.Unlock()
 	waitFor(t, "the pause to end", func() bool { return len(p.find(events.ControlResumed, "c-a")) == 1 })
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the look at the pause's end to skip a for the user's stop", func() bool { return len(userStopSkips(p, "c-a")) >= 1 })
 	if n := d.count("a"); n != 0 {
 		t.Errorf("user's docker stop undone: restarted %d times when the pause ended (UserStopped=%v)", n, h.State("a").UserStopped)
 	}
@@ -205,7 +214,7 @@ func TestPanicInARestartFreesItsSlotAndClaim(t *testing.T) {
 		return nil
 	}
 	p := &publisher{}
-	pol := with(func(p *config.Policy) { p.SecondsBetweenRestarts = 0 })
+	pol := with(func(p *config.Policy) { p.BetweenRestarts = 0 })
 	h := New(Options{Host: "h", Label: "healme", Policy: pol, MaxConcurrent: 1, Docker: d, Publisher: p, Log: slog.New(slog.DiscardHandler)})
 	run(t, h)
 	h.Handle(sick("a", selected))
@@ -215,4 +224,16 @@ func TestPanicInARestartFreesItsSlotAndClaim(t *testing.T) {
 	waitFor(t, "b healed in the freed slot", func() bool { return len(p.find(events.RestartSucceeded, "c-b")) == 1 })
 	h.Handle(sick("a", selected))
 	waitFor(t, "a healed at its next need", func() bool { return len(p.find(events.RestartSucceeded, "c-a")) == 1 })
+}
+
+// userStopSkips are the decisions that left container alone for its
+// user's stop.
+func userStopSkips(p *publisher, container string) []events.Event {
+	var out []events.Event
+	for _, e := range p.find(events.RestartSkipped, container) {
+		if e.Data.Reason == ReasonUserStopped {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 func streamServer(t *testing.T, o Options) (*Server, *httptest.Server) {
@@ -70,13 +72,10 @@ func TestStreamCap(t *testing.T) {
 		t.Errorf("third stream: %d %q, want 503 naming HMD_HTTP_MAX_STREAMS", resp.StatusCode, body)
 	}
 	open[0].Body.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.streams.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("a closed stream still holds its slot (%d)", s.streams.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Eventually(t, 10*time.Second, "a closed stream to free its slot (streams open)", func() (int64, bool) {
+		n := s.streams.Load()
+		return n, n == 1
+	})
 	resp, err = openStream(t, srv.URL+"/events")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("stream after one closed: %v %v", err, resp)

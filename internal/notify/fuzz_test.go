@@ -1,11 +1,13 @@
 package notify
 
 import (
+	"cmp"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/events"
 )
@@ -40,7 +42,8 @@ func FuzzUntrustedLabels(f *testing.F) {
 		}
 		code := 3
 		now := time.Unix(1700000000, 0)
-		data := events.Data{Host: "h", Container: name, ContainerID: "abc", Reason: "health_status: unhealthy", Output: probe, ExitCode: &code, Error: probe, NotifyLevel: p.NotifyLevel}
+		data := events.Data{Host: "h", Container: name, ContainerID: "abc", Reason: "health_status: unhealthy", Output: probe, ExitCode: &code, Error: probe}
+		target := ""
 		if p.NotifyURL != "" {
 			if err := config.CheckNotifyURL(p.NotifyURL); err != nil {
 				t.Fatalf("policy took a notify URL its own check refuses: %v", err)
@@ -48,7 +51,13 @@ func FuzzUntrustedLabels(f *testing.F) {
 			if r := Redact(p.NotifyURL); !utf8.ValidString(r) {
 				t.Errorf("redacted URL is not valid UTF-8: %q", r)
 			}
-			data.NotifyTarget = events.NotifyTargetID(p.NotifyURL)
+			target = events.NotifyTargetID(p.NotifyURL)
+		}
+		// The route the healer would store for the container.
+		routing := NewRouting()
+		if target != "" || p.NotifyLevel != "" {
+			key := cmp.Or(target, bus.DefaultTargetsKey)
+			routing.Apply(RouteFromValue(key, bus.RouteValue{URL: p.NotifyURL, Containers: map[string]int64{name: 1}, Levels: map[string]string{name: p.NotifyLevel}}))
 		}
 		evs := []events.Event{events.New(events.RestartSucceeded, "1", now, name, data)}
 		for _, e := range append(errs, selErrs...) {
@@ -56,10 +65,14 @@ func FuzzUntrustedLabels(f *testing.F) {
 		}
 		// Routing: the container's own target takes its events, the default
 		// one does not.
-		own := &Runner{ID: data.NotifyTarget, Level: Debug}
-		def := &Runner{ID: "notify-default", Default: true, Level: Debug}
-		if data.NotifyTarget != "" && (!own.takes(evs[0]) || def.takes(evs[0])) {
-			t.Errorf("routing: own %v, default %v", own.takes(evs[0]), def.takes(evs[0]))
+		own := recipient{ID: target, Level: Debug}
+		def := recipient{ID: "notify-default", Default: true, Level: Debug}
+		d := destination(evs[0], routing)
+		if name != "" && target != "" && (!own.takes(d, evs[0]) || def.takes(d, evs[0])) {
+			t.Errorf("routing: own %v, default %v", own.takes(d, evs[0]), def.takes(d, evs[0]))
+		}
+		if l, ok := def.level(d); target == "" && p.NotifyLevel != "" && name != "" && (!ok || l != mustLevel(t, p.NotifyLevel)) {
+			t.Errorf("the default target tells %q at %v, want its own level %s", name, l, p.NotifyLevel)
 		}
 		_ = selected
 		for _, esc := range []Escape{EscapeSlack, EscapePlain} {
@@ -81,6 +94,14 @@ func FuzzUntrustedLabels(f *testing.F) {
 			}
 		}
 	})
+}
+
+func mustLevel(t *testing.T, s string) Level {
+	l, err := ParseLevel(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
 
 func isSlack(esc Escape) bool { return esc("<") != "<" }

@@ -104,7 +104,7 @@ func TestRunnerTakes(t *testing.T) {
 		{"target level warning drops a restart", defWarn, restarted("", ""), false},
 		{"container level info drops a restart", def, restarted("", "info"), false},
 	} {
-		if got := c.r.takes(c.e); got != c.want {
+		if got := c.r.recipient().takes(destination(c.e, nil), c.e); got != c.want {
 			t.Errorf("%s: takes = %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/events"
@@ -119,6 +122,74 @@ func TestRunnerRemakesADeletedDurable(t *testing.T) {
 	t.Logf("the 5 events after the delete were told %s after it", time.Since(deleted).Round(time.Millisecond))
 	if !strings.Contains(g.logs.String(), "durable consumer disappeared") {
 		t.Errorf("no log line for the lost durable:\n%s", g.logs.String())
+	}
+	for i := 10; i < 15; i++ {
+		g.restart(i)
+	}
+	g.waitTold(t, 15)
+}
+
+// staleServer hands back, the first time a durable is made again after a
+// stream sequence, the deleted durable's state instead, as nats-server
+// does when the consumer is made again while the delete is still removing
+// its store: an older ack floor, and the events handed out before pending
+// redelivery.
+type staleServer struct {
+	jetstream.JetStream
+	once sync.Once
+}
+
+func (s *staleServer) CreateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	stale := false
+	if cfg.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
+		s.once.Do(func() { stale = true })
+	}
+	if !stale {
+		return s.JetStream.CreateConsumer(ctx, stream, cfg)
+	}
+	old := cfg
+	old.OptStartSeq = 1
+	c, err := s.JetStream.CreateConsumer(ctx, stream, old)
+	if err != nil {
+		return nil, err
+	}
+	batch, err := c.FetchNoWait(int(cfg.OptStartSeq - 1))
+	if err != nil {
+		return nil, err
+	}
+	for m := range batch.Messages() {
+		if err := m.Nak(); err != nil {
+			return nil, err
+		}
+	}
+	if err := batch.Error(); err != nil {
+		return nil, err
+	}
+	return s.JetStream.Consumer(ctx, stream, cfg.Durable)
+}
+
+// The durable deleted under a notifier is made again, and the server hands
+// back the deleted one's state (seen after a split notifier was killed and
+// started again): that consumer is deleted and made afresh, with a log
+// line, and nothing is told twice.
+func TestRunnerRemakesADurableThatCameBackWithItsOldState(t *testing.T) {
+	g := newRepairRig(t)
+	g.r.JS = &staleServer{JetStream: g.b.JetStream()}
+	g.run(t)
+	g.waitConsumer(t)
+	for i := range 5 {
+		g.restart(i)
+	}
+	g.waitTold(t, 5)
+	if err := g.b.JetStream().DeleteConsumer(context.Background(), bus.EventsStream, g.r.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := 5; i < 10; i++ {
+		g.restart(i)
+	}
+	g.waitTold(t, 10)
+	if !strings.Contains(g.logs.String(), "came back with the deleted one's state") {
+		t.Errorf("no log line for the durable's old state:\n%s", g.logs.String())
 	}
 	for i := 10; i < 15; i++ {
 		g.restart(i)

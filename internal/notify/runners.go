@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"text/template"
@@ -42,52 +41,6 @@ func SplitURLs(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' })
 }
 
-// Route is a target named in a container's labels.
-type Route struct {
-	ID, URL string
-	// Since is when the route became known: its first run starts there.
-	Since time.Time
-	// Containers name the containers whose events the target gets; none
-	// (a route stored by an older healer) means all that name it.
-	Containers []string
-	// Deleted: no container named the target for a day.
-	Deleted bool
-	// durable is the consumer name; empty means ID.
-	durable string
-	// Host is the host that stored the route, when the route came to a hub
-	// from that host's bucket (its key is <host>.<id>): its target gets that
-	// host's containers only. Empty on a host: its own stream holds only
-	// its own events.
-	Host string
-}
-
-// RouteFromKey splits a routes bucket key: a hub's bucket sources each
-// host's under <host>.<id>, a host's own holds bare ids.
-func RouteFromKey(key string) Route {
-	if host, id, ok := strings.Cut(key, "."); ok {
-		return Route{ID: key, Host: host, durable: host + "_" + id}
-	}
-	return Route{ID: key, durable: key}
-}
-
-// consumer is the route's durable consumer name (no dots allowed there).
-func (rt Route) consumer() string { return cmp.Or(rt.durable, rt.ID) }
-
-// subjects are the stream subjects of the route's containers: on the
-// route's host when it came from one, else on any host.
-func (rt Route) subjects() []string {
-	host := "*"
-	if rt.Host != "" {
-		host = events.SanitizeToken(rt.Host)
-	}
-	var s []string
-	for _, c := range rt.Containers {
-		s = append(s, events.SubjectRoot+"."+host+"."+events.SanitizeToken(c)+".>")
-	}
-	slices.Sort(s)
-	return slices.Compact(s)
-}
-
 // Service runs a runner per default target and per container route.
 type Service struct {
 	s        Settings
@@ -99,6 +52,8 @@ type Service struct {
 	level    Level
 	tmpl     *template.Template
 	defaults []*Runner
+	// routing is every runner's view of the routes bucket.
+	routing *Routing
 }
 
 // NewService checks the settings and builds the default runners, reading
@@ -120,7 +75,7 @@ func NewService(s Settings, js jetstream.JetStream, stream, host string, pub Pub
 	if err != nil {
 		return nil, err
 	}
-	sv := &Service{s: s, js: js, stream: stream, host: host, pub: pub, log: log, level: level, tmpl: tmpl}
+	sv := &Service{s: s, js: js, stream: stream, host: host, pub: pub, log: log, level: level, tmpl: tmpl, routing: NewRouting()}
 	seen := map[string]bool{}
 	for _, u := range SplitURLs(s.URLs) {
 		target, err := NewTarget(u, s.Username)
@@ -145,7 +100,7 @@ func (sv *Service) Targets() int { return len(sv.defaults) }
 
 func (sv *Service) runner(id string, t Target) *Runner {
 	return &Runner{
-		ID: id, JS: sv.js, Stream: sv.stream, Target: t, Level: sv.level, Template: sv.tmpl,
+		ID: id, Routing: sv.routing, JS: sv.js, Stream: sv.stream, Target: t, Level: sv.level, Template: sv.tmpl,
 		GroupWait: sv.s.GroupWait, MaxBackoff: cmp.Or(sv.s.MaxBackoff, time.Minute), Host: sv.host, Publisher: sv.pub, Log: sv.log, Sent: sv.s.Sent,
 	}
 }
@@ -155,9 +110,15 @@ func (sv *Service) runner(id string, t Target) *Runner {
 // first event for it can be stored a little before the route.
 const routeLookback = 10 * time.Minute
 
-// Run delivers until ctx ends, starting a runner for each new route that
-// routes brings; routes may be nil.
+// Run delivers until ctx ends, routing events by the routes that routes
+// brings and starting a runner for each new target among them. A Route
+// with no ID says the routes stored at start are all there: runners route
+// nothing before. routes may be nil: every event goes to the default
+// targets.
 func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
+	if routes == nil {
+		sv.routing.Ready()
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	type routeRun struct {
@@ -176,6 +137,16 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 		case rt, ok := <-routes:
 			if !ok {
 				routes = nil
+				sv.routing.Ready()
+				continue
+			}
+			if rt.ID == "" {
+				sv.routing.Ready()
+				continue
+			}
+			sv.routing.Apply(rt)
+			if rt.URL == "" && !rt.Deleted {
+				// Containers' own levels for the default targets.
 				continue
 			}
 			cur := running[rt.ID]
@@ -218,7 +189,7 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 				cur.stop()
 			}
 			r := sv.runner(rt.consumer(), target)
-			r.TargetID = strings.TrimPrefix(rt.ID, rt.Host+".")
+			r.TargetID = rt.target()
 			r.StartAt = rt.Since.Add(-routeLookback)
 			r.Subjects = subjects
 			rctx, stop := context.WithCancel(ctx)
@@ -245,11 +216,22 @@ func (sv *Service) RunWatching(ctx context.Context, kv jetstream.KeyValue) error
 	if err != nil {
 		return err
 	}
+	sv.routing.latest = func(ctx context.Context) (uint64, error) {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("routes bucket status: %w", err)
+		}
+		s, ok := st.(interface{ StreamInfo() *jetstream.StreamInfo })
+		if !ok {
+			return 0, errors.New("routes bucket status: no stream info")
+		}
+		return s.StreamInfo().State.LastSeq, nil
+	}
 	return sv.Run(ctx, routes)
 }
 
-// WatchRoutes sends the routes in the bucket, those there now and those
-// added later, until ctx ends.
+// WatchRoutes sends the routes in the bucket, those there now, then a
+// Route with no ID, then those stored later, until ctx ends.
 func WatchRoutes(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (<-chan Route, error) {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
@@ -268,17 +250,13 @@ func WatchRoutes(ctx context.Context, kv jetstream.KeyValue, log *slog.Logger) (
 					log.Warn("notifier: the routes watch ended; new container targets are not picked up")
 					return
 				}
-				if e == nil {
-					continue
-				}
-				rt := RouteFromKey(e.Key())
-				rt.Since, rt.Deleted = e.Created(), e.Operation() != jetstream.KeyValuePut
-				if !rt.Deleted {
-					v := bus.ParseRouteValue(e.Value())
-					rt.URL = v.URL
-					for c := range v.Containers {
-						rt.Containers = append(rt.Containers, c)
+				var rt Route // nil: the routes stored now are all sent
+				if e != nil {
+					rt = RouteFromKey(e.Key())
+					if e.Operation() == jetstream.KeyValuePut {
+						rt = RouteFromValue(e.Key(), bus.ParseRouteValue(e.Value()))
 					}
+					rt.Since, rt.Deleted, rt.Revision = e.Created(), e.Operation() != jetstream.KeyValuePut, e.Revision()
 				}
 				select {
 				case ch <- rt:

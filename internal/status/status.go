@@ -176,6 +176,7 @@ func (v *View) Apply(e events.Event) {
 		}
 	case events.RestartSucceeded, events.RestartFailed:
 		c.restarts = append(c.restarts, Restart{Time: e.Time, OK: e.Kind() == events.RestartSucceeded, Reason: intern(d.Reason)})
+		c.pruneRestarts(e.Time)
 	case events.GaveUp:
 		c.givenUp = true
 	case events.ControlPaused:
@@ -229,6 +230,7 @@ func (v *View) List(host string, at time.Time, cs []Listed) {
 	}
 	for k, c := range v.containers {
 		if _, ok := in[k.id]; k.host == host && !ok && !c.lastEventTime.After(at) {
+			c.pruneRestarts(at)
 			if len(c.restarts) == 0 {
 				delete(v.containers, k)
 			} else {
@@ -254,8 +256,8 @@ type Snapshot struct {
 	Events     []events.Event `json:"events"`
 }
 
-// Snapshot copies the view out: the containers of host ("" for every
-// host) that are there now.
+// Snapshot copies the view out: the containers of every host that are
+// there now. It changes nothing.
 func (v *View) Snapshot(now time.Time, limit int) Snapshot { return v.SnapshotOf("", now, limit) }
 
 // SnapshotOf is Snapshot for the containers of one host ("" for all).
@@ -263,17 +265,12 @@ func (v *View) SnapshotOf(host string, now time.Time, limit int) Snapshot {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s := Snapshot{Containers: make([]Container, 0, len(v.containers)), Events: []events.Event{}}
-	cut := now.Add(-Window)
 	for k, c := range v.containers {
-		i := sort.Search(len(c.restarts), func(i int) bool { return !c.restarts[i].Time.Before(cut) })
-		if i > 0 {
-			c.restarts = slices.Clone(c.restarts[i:])
-		}
 		if (host != "" && k.host != host) || !c.listed {
 			continue
 		}
 		out := Container{ID: c.id, Name: c.name, Host: c.host, Image: c.image, State: c.state, Health: c.health,
-			RestartsInFrame: int(c.restartsInFrame), GivenUp: c.givenUp, Restarts: slices.Clone(c.restarts), LastEvent: string(c.lastEvent)}
+			RestartsInFrame: int(c.restartsInFrame), GivenUp: c.givenUp, Restarts: slices.Clone(c.restarts[c.firstRestartSince(now):]), LastEvent: string(c.lastEvent)}
 		if out.Restarts == nil {
 			out.Restarts = []Restart{}
 		}
@@ -307,6 +304,22 @@ func (v *View) SnapshotOf(host string, now time.Time, limit int) Snapshot {
 		s.Events = append(s.Events, v.recent[(v.next-i+len(v.recent))%len(v.recent)])
 	}
 	return s
+}
+
+// firstRestartSince is the index of the first restart within Window
+// before now.
+func (c *entry) firstRestartSince(now time.Time) int {
+	cut := now.Add(-Window)
+	return sort.Search(len(c.restarts), func(i int) bool { return !c.restarts[i].Time.Before(cut) })
+}
+
+// pruneRestarts drops the restarts that left the timeline by now, so that
+// memory holds a day of them: pruned as events and listings come, never by
+// a reader.
+func (c *entry) pruneRestarts(now time.Time) {
+	if i := c.firstRestartSince(now); i > 0 {
+		c.restarts = slices.Clone(c.restarts[i:])
+	}
 }
 
 // linkParents turns each container's parent reference (an id, a short id

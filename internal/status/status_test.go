@@ -154,3 +154,35 @@ func TestParentsAndDependents(t *testing.T) {
 		}
 	}
 }
+
+// Snapshot only reads: a restart that left one snapshot's timeline is
+// still in the view for an earlier one. Memory is pruned by the events and
+// listings instead: a listing drops a gone container whose restarts all
+// left the timeline.
+func TestSnapshotChangesNothing(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	v := NewView()
+	v.Apply(events.New(events.RestartSucceeded, "r", now.Add(-23*time.Hour), "web", events.Data{Host: "h", ContainerID: "a", Container: "web"}))
+	version := v.Version()
+	if got := v.Snapshot(now.Add(2*time.Hour), 0).Containers; len(got) != 1 || len(got[0].Restarts) != 0 {
+		t.Fatalf("a day later: %+v, want the container without restarts", got)
+	}
+	if got := v.Snapshot(now, 0).Containers; len(got) != 1 || len(got[0].Restarts) != 1 {
+		t.Errorf("after a later snapshot: %+v, want its restart still there", got)
+	}
+	if v.Version() != version {
+		t.Errorf("version %d after snapshots, want %d", v.Version(), version)
+	}
+	v.List("h", now, nil)
+	if got := v.SnapshotOf("h", now, 0).Containers; len(got) != 0 {
+		t.Errorf("listed without it within the day: %+v, want it hidden", got)
+	}
+	v.List("h", now.Add(2*time.Hour), nil)
+	v.mu.Lock()
+	n := len(v.containers)
+	v.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d containers kept after a listing without it a day after its restart, want 0", n)
+	}
+}

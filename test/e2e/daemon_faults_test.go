@@ -12,6 +12,7 @@ import (
 
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // privateDaemon is a dockerd of the test's own, which it can kill (see
@@ -76,7 +77,7 @@ func daemonRestart(t *testing.T, outage time.Duration) {
 	}
 	label := "hmd-daemon-" + env.RunID
 	name := "hmd-daemon-" + env.RunID
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	t.Setenv("DOCKER_HOST", d.host())
 	h := startHealer(t, t.TempDir(), "--container-label", label, "--http-port", strconv.Itoa(port), "--docker-ping-interval", "500ms")
 	os.Unsetenv("DOCKER_HOST")

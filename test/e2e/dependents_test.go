@@ -1,16 +1,17 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/internal/heal"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // succeededFor matches a dependent's restart for parent with reason.
@@ -38,17 +39,10 @@ func sidecar(t *testing.T, dockerEvents *dockertest.Events, label, parent, child
 // waitServing waits for a fixture without a health check to serve.
 func waitServing(t *testing.T, name string) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
+	testkit.Eventually(t, wait, name+" to serve", func() (string, bool) {
 		out, err := dockertest.Docker("exec", name, "/fixture", "health")
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not serving within %s: %v %s", name, wait, err, out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Sprintf("%v %s", err, out), err == nil
+	})
 }
 
 func reaches(t *testing.T, child, what string) {
@@ -82,7 +76,7 @@ func TestDependentRestartedWithParent(t *testing.T) {
 	sick(t, parent)
 	h.got.waitNth(t, wait, parent+" restarted again", 2, kindOf(events.RestartSucceeded, parent))
 	skip := h.got.wait(t, wait, child+" skipped for its budget", func(e events.Event) bool {
-		return skipped(child, heal.ReasonBetween)(e) && e.Data.Parent == parent
+		return skipped(child, heal.ReasonBetweenRestarts)(e) && e.Data.Parent == parent
 	})
 	if skip.Data.RetryAt == nil {
 		t.Fatalf("skip of %s without a retry time: %+v", child, skip.Data)

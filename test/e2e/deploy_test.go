@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // buildImage builds the project's image FROM scratch around the healer
@@ -219,19 +221,12 @@ func TestComposeSplit(t *testing.T) {
 	}
 
 	// The notifier container told the receiver, in Slack's format.
-	deadline := time.Now().Add(wait)
-	for {
+	logs := testkit.Eventually(t, wait, "the receiver to be told of "+name+"'s restart", func() (string, bool) {
 		logs, _ := dockertest.Docker("logs", receiver)
-		if strings.Contains(logs, "webhook-bad") {
-			t.Fatalf("the receiver got a payload that is not Slack's:\n%s", logs)
-		}
-		if strings.Contains(logs, name+": restarted") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the receiver was not told of %s's restart:\n%s", name, logs)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return logs, strings.Contains(logs, "webhook-bad") || strings.Contains(logs, name+": restarted")
+	})
+	if strings.Contains(logs, "webhook-bad") {
+		t.Fatalf("the receiver got a payload that is not Slack's:\n%s", logs)
 	}
 
 	// (d) Metrics, on the bus network, with the token.
@@ -246,18 +241,13 @@ func TestComposeSplit(t *testing.T) {
 
 	// (c) The history after the stack restarts, through the listener.
 	s.must("restart", "-t", "5")
-	var out string
-	deadline = time.Now().Add(wait)
-	for {
-		out, err = dockertest.Docker("exec", s.id("healer"), "/healer", "events", "--nats-url", "nats://127.0.0.1:4222",
+	out := testkit.Eventually(t, wait, "healer events to show the restart after the stack restarts", func() (string, bool) {
+		out, err := dockertest.Docker("exec", s.id("healer"), "/healer", "events", "--nats-url", "nats://127.0.0.1:4222",
 			"--nats-user", "reader", "--nats-password", readerPass, "--container", name)
-		if err == nil && strings.Contains(out, string(events.RestartSucceeded)) {
-			break
+		if err != nil {
+			return fmt.Sprintf("%v\n%s", err, out), false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healer events after the restart: %v\n%s", err, out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return out, strings.Contains(out, string(events.RestartSucceeded))
+	})
 	t.Logf("healer events after the restart:\n%s", out)
 }

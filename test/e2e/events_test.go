@@ -16,6 +16,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -64,7 +65,7 @@ func TestEventsCommand(t *testing.T) {
 	label := "hmd-events-" + env.RunID
 	name := "hmd-events-" + env.RunID
 	dir := t.TempDir()
-	natsPort := freePort(t)
+	natsPort := testkit.FreePort(t)
 	h := startHealer(t, dir, "--container-label", label, "--retention", "2h", "--events-max-bytes", "8MB", "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
 		"--nats-user", "healer", "--nats-password", "hp", "--nats-reader-user", "reader", "--nats-reader-password", "rp")
 	reader := []string{fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_USER=reader", "HMD_NATS_PASSWORD=rp", "PATH=" + os.Getenv("PATH")}

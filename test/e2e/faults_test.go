@@ -19,6 +19,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/internal/heal"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -77,7 +78,7 @@ func TestFaultNoListenerBeyondHTTP(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		port int
-	}{{"http on", freePort(t)}, {"http off", 0}} {
+	}{{"http on", testkit.FreePort(t)}, {"http off", 0}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(healerBin, "--data-dir", t.TempDir(), "--http-port", strconv.Itoa(tc.port), "--container-label", "hmd-none-"+env.RunID)
 			stderr := waitlog.Start(t, "healer", cmd)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/testkit"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -43,7 +44,7 @@ func startFakeHealer(t *testing.T, args ...string) *fakeHealer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fake.Close() })
-	h := &fakeHealer{fake: fake, port: freePort(t), data: filepath.Join(dir, "data")}
+	h := &fakeHealer{fake: fake, port: testkit.FreePort(t), data: filepath.Join(dir, "data")}
 	h.cmd = exec.Command(healerBin, append([]string{"--data-dir", h.data, "--http-port", strconv.Itoa(h.port), "--host-name", "fakehost",
 		"--docker-timeout", "1s", "--docker-ping-interval", "500ms"}, args...)...)
 	h.cmd.Env = append(os.Environ(), "DOCKER_HOST="+fake.Host())

@@ -4,20 +4,20 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/healmydocker/healmydocker/internal/app"
 	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/internal/logging"
+	"github.com/healmydocker/healmydocker/test/testkit"
+	"github.com/healmydocker/healmydocker/test/testkit/natstest"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -37,7 +37,7 @@ func startHealer(t *testing.T, dataDir string, args ...string) *healer {
 // startHealerEnv is startHealer with environment variables.
 func startHealerEnv(t *testing.T, dataDir string, environ []string, args ...string) *healer {
 	t.Helper()
-	args = append([]string{"--data-dir", dataDir, "--http-port", strconv.Itoa(freePort(t)), "--log-level", "debug"}, args...)
+	args = append([]string{"--data-dir", dataDir, "--http-port", strconv.Itoa(testkit.FreePort(t)), "--log-level", "debug"}, args...)
 	cfg, err := config.Load(args, environ, io.Discard, func(string) {})
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -76,16 +76,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(string(p[:len(p)-1]))
 	return len(p), nil
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // recorder keeps every event published on the bus.
@@ -147,29 +137,9 @@ func history(t *testing.T, dataDir string) []events.Event {
 		t.Fatalf("reopen data dir: %v", err)
 	}
 	defer b.Close()
-	s, err := b.JetStream().Stream(ctx, bus.EventsStream)
+	out, err := natstest.ReadStream(ctx, b.JetStream(), bus.EventsStream)
 	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []events.Event
-	for range info.State.Msgs {
-		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("read history: %v", err)
-		}
-		e, err := events.Unmarshal(m.Data())
-		if err != nil {
-			t.Fatalf("stored event: %v", err)
-		}
-		out = append(out, e)
+		t.Fatalf("read history: %v", err)
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // A notify_url label whose host decodes to invalid UTF-8 once went into a
@@ -21,7 +22,7 @@ import (
 func TestLabelHostileNotifyURLIsRefused(t *testing.T) {
 	label := "hmd-hostile-" + env.RunID
 	name := "hmd-hostile-" + env.RunID
-	srv, texts := slackReceiver(t)
+	srv := testkit.NewSlack(t)
 	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", srv.URL+"/hooks/default",
 		"--notify-level", "debug", "--notify-group-wait", "200ms")
 	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true", label + ".notify_url": "https://%ff.x/"},
@@ -30,7 +31,7 @@ func TestLabelHostileNotifyURLIsRefused(t *testing.T) {
 		return e.Kind() == events.ConfigError && e.Subject == name && e.Data.Label == label+".notify_url" && e.Data.Value == "[redacted]"
 	})
 	h.got.wait(t, wait, name+" restarted", kindOf(events.RestartSucceeded, name))
-	if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, name+": restarted") }); !ok {
+	if _, ok := srv.WaitText(wait, name+": restarted"); !ok {
 		t.Fatalf("the default target was not told of %s's restart", name)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -70,7 +71,7 @@ func slackUnsafe(text string) string {
 func TestLabelAndProbeTextIsEscapedForSlack(t *testing.T) {
 	label := "hmd-escape-" + env.RunID
 	name := "hmd-escape-" + env.RunID
-	srv, texts := slackReceiver(t)
+	srv := testkit.NewSlack(t)
 	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", srv.URL+"/hooks/x",
 		"--notify-level", "debug", "--notify-group-wait", "200ms")
 	// Sick on every run, so the last failed probe is a sick one whichever
@@ -81,15 +82,15 @@ func TestLabelAndProbeTextIsEscapedForSlack(t *testing.T) {
 	escaped := func(s string) bool {
 		return strings.Contains(s, "&lt;!channel&gt;") && strings.Contains(s, "&lt;https://evil.example|docs&gt;")
 	}
-	if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, "last probe said: fixture run") && escaped(s) }); !ok {
+	if _, ok := srv.Texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, "last probe said: fixture run") && escaped(s) }); !ok {
 		t.Fatalf("no message of %s's restart with its probe output, escaped", name)
 	}
-	if _, ok := texts.WaitNth(wait, 1, func(s string) bool {
+	if _, ok := srv.Texts.WaitNth(wait, 1, func(s string) bool {
 		return strings.Contains(s, "bad label "+label+".max_restarts_in_frame") && escaped(s)
 	}); !ok {
 		t.Fatalf("no message of %s's bad label with its value, escaped", name)
 	}
-	for _, text := range texts.All(func(string) bool { return true }) {
+	for _, text := range srv.All() {
 		if b := slackUnsafe(text); b != "" {
 			t.Errorf("%q reaches Slack unescaped in %q", b, text)
 		}
@@ -150,12 +151,12 @@ func TestLabelSelectionIsWhatTheOperatorConfigured(t *testing.T) {
 func TestLabelTargetReadsOnlyItsContainers(t *testing.T) {
 	label := "hmd-narrow-" + env.RunID
 	name := "hmd-narrow-" + env.RunID
-	own, texts := slackReceiver(t)
+	own := testkit.NewSlack(t)
 	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-level", "debug", "--notify-group-wait", "200ms")
 	url := own.URL + "/hooks/own"
 	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true", label + ".notify_url": url},
 		Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "300ms"}})
-	if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, name+": restarted") }); !ok {
+	if _, ok := own.WaitText(wait, name+": restarted"); !ok {
 		t.Fatalf("%s's restart did not reach its own target", name)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

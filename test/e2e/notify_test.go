@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -15,38 +11,19 @@ import (
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
 	"github.com/healmydocker/healmydocker/test/gotify"
-	"github.com/healmydocker/healmydocker/test/waitlog"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
-
-// slackReceiver is a real incoming-webhook receiver on loopback that checks
-// the Slack payload format and records each message's text.
-func slackReceiver(t *testing.T) (*httptest.Server, *waitlog.Log[string]) {
-	t.Helper()
-	texts := waitlog.New[string]()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		var body struct {
-			Text string `json:"text"`
-		}
-		if err := json.Unmarshal(b, &body); err != nil || body.Text == "" || r.Header.Get("Content-Type") != "application/json" {
-			t.Errorf("not a Slack incoming-webhook request: %s %s", r.Header.Get("Content-Type"), b)
-		}
-		texts.Add(body.Text)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, texts
-}
 
 // A heal on the real engine reaches a Slack-format receiver on loopback.
 func TestHealIsNotified(t *testing.T) {
 	label := "hmd-notify-" + env.RunID
 	name := "hmd-notify-" + env.RunID
-	srv, texts := slackReceiver(t)
+	srv := testkit.NewSlack(t)
 	startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", srv.URL+"/hooks/x",
 		"--notify-level", "debug", "--notify-group-wait", "500ms")
 	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true", label + ".notify_log_lines": "2"},
 		Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "500ms", "FIXTURE_LOG_LINES": "3"}})
-	text, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, name+": restarted") })
+	text, ok := srv.WaitText(wait, name+": restarted")
 	if !ok {
 		t.Fatalf("no notification of the restart of %s", name)
 	}
@@ -65,9 +42,9 @@ func TestHealIsNotified(t *testing.T) {
 // notifier share the target's durable consumer: every restart is told once.
 func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 	label := "hmd-notify2-" + env.RunID
-	srv, texts := slackReceiver(t)
+	srv := testkit.NewSlack(t)
 	hook := srv.URL + "/hooks/shared"
-	natsPort := freePort(t)
+	natsPort := testkit.FreePort(t)
 	h := startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", hook, "--notify-level", "debug", "--notify-group-wait", "200ms",
 		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "--nats-token", "t0ken")
 
@@ -95,7 +72,7 @@ func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 	}
 	for _, name := range names[:4] {
 		h.got.wait(t, wait, name+" restarted", kindOf(events.RestartSucceeded, name))
-		if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, name+": restarted") }); !ok {
+		if _, ok := srv.WaitText(wait, name+": restarted"); !ok {
 			t.Fatalf("%s's restart was not notified", name)
 		}
 	}
@@ -104,13 +81,13 @@ func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 	if _, err := dockertest.Docker("exec", names[4], "/fixture", "ctl", "sick"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := texts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, names[4]+": restarted") }); !ok {
+	if _, ok := srv.WaitText(wait, names[4]+": restarted"); !ok {
 		t.Fatalf("%s's restart was not notified", names[4])
 	}
 	if log := stderr.String(); !strings.Contains(log, "notifier started") || strings.Contains(log, "level=ERROR") {
 		t.Errorf("the split notifier did not run cleanly:\n%s", log)
 	}
-	all := strings.Join(texts.All(func(string) bool { return true }), "\n")
+	all := strings.Join(srv.All(), "\n")
 	for _, name := range names {
 		if n := strings.Count(all, name+": restarted"); n != 1 {
 			t.Errorf("%s's restart was told %d times, want once", name, n)
@@ -123,8 +100,8 @@ func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 // message carries the failed probe's output.
 func TestContainerLabelsPickTheTarget(t *testing.T) {
 	label := "hmd-route-" + env.RunID
-	defSrv, defTexts := slackReceiver(t)
-	ownSrv, ownTexts := slackReceiver(t)
+	defSrv := testkit.NewSlack(t)
+	ownSrv := testkit.NewSlack(t)
 	startHealer(t, t.TempDir(), "--container-label", label, "--notify-url", defSrv.URL+"/hooks/default",
 		"--notify-level", "warning", "--notify-group-wait", "300ms")
 	routed := "hmd-route-own-" + env.RunID
@@ -132,7 +109,7 @@ func TestContainerLabelsPickTheTarget(t *testing.T) {
 	env.Run(t, dockertest.Spec{Name: routed, Labels: map[string]string{
 		label: "true", label + ".notify_url": ownSrv.URL + "/hooks/own", label + ".notify_level": "debug",
 	}, Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "300ms"}})
-	text, ok := ownTexts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, routed+": restarted") })
+	text, ok := ownSrv.WaitText(wait, routed+": restarted")
 	if !ok {
 		t.Fatalf("%s's restart did not reach its own target", routed)
 	}
@@ -143,15 +120,15 @@ func TestContainerLabelsPickTheTarget(t *testing.T) {
 	// then it would have had the routed restart had it taken it.
 	env.Run(t, dockertest.Spec{Name: plain, Labels: map[string]string{label: "true", label + ".max_restarts_in_frame": "1", label + ".frame_size": "10m"},
 		Env: map[string]string{"FIXTURE_SICK_RUNS": "99", "FIXTURE_UNHEALTHY_AFTER": "300ms"}})
-	if _, ok := defTexts.WaitNth(wait, 1, func(s string) bool { return strings.Contains(s, plain+": not restarted") }); !ok {
+	if _, ok := defSrv.WaitText(wait, plain+": not restarted"); !ok {
 		t.Fatalf("the default target was not told of %s's frame limit", plain)
 	}
-	for _, s := range defTexts.All(func(string) bool { return true }) {
+	for _, s := range defSrv.All() {
 		if strings.Contains(s, routed) {
 			t.Errorf("the default target got the routed container's event: %q", s)
 		}
 	}
-	for _, s := range ownTexts.All(func(string) bool { return true }) {
+	for _, s := range ownSrv.All() {
 		if strings.Contains(s, plain) {
 			t.Errorf("the container's own target got another container's event: %q", s)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/cli"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // runHealerCmd runs the healer binary with args and returns its stdout,
@@ -42,7 +43,7 @@ func runHealerCmd(t *testing.T, environ []string, args ...string) (string, strin
 // with its status and body, and exit 1; --url tests one URL alone.
 func TestTestNotifyReportsEveryTarget(t *testing.T) {
 	label := "hmd-tn-" + env.RunID
-	okSrv, texts := slackReceiver(t)
+	okSrv := testkit.NewSlack(t)
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "channel_is_archived \x1b[31m", http.StatusInternalServerError)
 	}))
@@ -81,7 +82,7 @@ func TestTestNotifyReportsEveryTarget(t *testing.T) {
 	if strings.Contains(out, "s3cret") || strings.Contains(out, "\x1b") || strings.Contains(out, name+"-off") {
 		t.Errorf("the output shows a secret path, a raw escape, or an unselected container:\n%q", out)
 	}
-	if got := texts.All(func(s string) bool { return strings.Contains(s, "HealMyDocker test message") }); len(got) != 2 {
+	if got := okSrv.Texts.All(func(s string) bool { return strings.Contains(s, "HealMyDocker test message") }); len(got) != 2 {
 		t.Errorf("the OK receiver got %d test messages, want 2: %q", len(got), got)
 	}
 
@@ -94,7 +95,7 @@ func TestTestNotifyReportsEveryTarget(t *testing.T) {
 		t.Errorf("--url to the failing receiver: exit %d: %s", code, out)
 	}
 	// A Shoutrrr URL that cannot be reached says Shoutrrr's error.
-	out, _, code = runHealerCmd(t, nil, "test-notify", "--container-label", label, "--url", fmt.Sprintf("gotify://127.0.0.1:%d/AbCdEfGhIjKlMnO", freePort(t)))
+	out, _, code = runHealerCmd(t, nil, "test-notify", "--container-label", label, "--url", fmt.Sprintf("gotify://127.0.0.1:%d/AbCdEfGhIjKlMnO", testkit.FreePort(t)))
 	if code != 1 || !strings.Contains(out, "FAILED: send failed") || strings.Contains(out, "AbCdEfGhIjKlMnO") {
 		t.Errorf("--url to a closed Gotify port: exit %d: %s", code, out)
 	}
@@ -218,7 +219,7 @@ func TestCheckNameShowsTheHistory(t *testing.T) {
 	label := "hmd-checkh-" + env.RunID
 	name := "hmd-checkh-" + env.RunID
 	dir := t.TempDir()
-	natsPort := freePort(t)
+	natsPort := testkit.FreePort(t)
 	h := startHealer(t, dir, "--container-label", label, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
 		"--nats-user", "healer", "--nats-password", "hp", "--nats-reader-user", "reader", "--nats-reader-password", "rp")
 	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true"}, Env: map[string]string{"FIXTURE_SICK_RUNS": "1", "FIXTURE_UNHEALTHY_AFTER": "300ms"}})

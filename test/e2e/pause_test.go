@@ -14,6 +14,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/internal/heal"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // healerCmd runs `healer <args>` as a person would next to the healer, and
@@ -43,7 +44,7 @@ func TestPauseForMaintenance(t *testing.T) {
 	token := "pause-token-" + env.RunID
 	dockerEvents := env.WatchEvents(t)
 	data := t.TempDir()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	args := append([]string{"--container-label", label, "--http-token", token, "--http-port", strconv.Itoa(port)}, fast...)
 	h := startHealer(t, data, args...)
 	url := fmt.Sprintf("--url=http://127.0.0.1:%d", port)
@@ -121,8 +122,8 @@ type statusRow struct {
 // statusJSON is the status JSON's row of container, once the view has it.
 func statusJSON(t *testing.T, h *healer, container string) statusRow {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
+	var row statusRow
+	testkit.Eventually(t, wait, "the status to show "+container+" paused", func() (string, bool) {
 		st, err := h.Status(context.Background(), 1)
 		if err != nil {
 			t.Fatal(err)
@@ -136,12 +137,11 @@ func statusJSON(t *testing.T, h *healer, container string) statusRow {
 		}
 		for _, c := range s.Containers {
 			if c.Name == container && c.Paused {
-				return c
+				row = c
+				return string(b), true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status never showed %s paused: %s", container, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return string(b), false
+	})
+	return row
 }

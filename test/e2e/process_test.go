@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/healmydocker/healmydocker/test/testkit"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -25,33 +26,27 @@ func runHealer(t *testing.T, dataDir string, port int, prefix string, extra ...s
 	args := append([]string{"--data-dir", dataDir, "--http-port", fmt.Sprint(port), "--http-prefix", prefix, "--container-label", "hmd-none-" + env.RunID}, extra...)
 	stderr := startProcess(t, healerBin, args, os.Environ())
 	url := fmt.Sprintf("http://127.0.0.1:%d%s/readyz", port, prefix)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, 30*time.Second, "the healer to be ready", func() (string, bool) {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return fmt.Sprintf("%v\n%s", err, stderr.String()), false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healer not ready within 30s: %v\n%s", err, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return fmt.Sprintf("%s\n%s", resp.Status, stderr.String()), resp.StatusCode == http.StatusOK
+	})
 }
 
 // (e) A second healer on a locked data dir exits with a clear error and
 // leaves the first one and its store alone.
 func TestSecondHealerOnLockedDataDirFails(t *testing.T) {
 	data := t.TempDir()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	runHealer(t, data, port, "")
 	before := snapshot(t, data)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	second := exec.CommandContext(ctx, healerBin, "--data-dir", data, "--http-port", fmt.Sprint(freePort(t)))
+	second := exec.CommandContext(ctx, healerBin, "--data-dir", data, "--http-port", fmt.Sprint(testkit.FreePort(t)))
 	out, err := second.CombinedOutput()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
@@ -156,7 +151,7 @@ func nonEmptyLines(s string) []string {
 
 // healer healthcheck exits 0 against a live healer and 1 without one.
 func TestHealthcheckCommand(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	runHealer(t, t.TempDir(), port, "/hmd")
 	check := func(port int) (int, string) {
 		cmd := exec.Command(healerBin, "healthcheck", "--http-port", fmt.Sprint(port), "--http-prefix", "/hmd")
@@ -173,7 +168,7 @@ func TestHealthcheckCommand(t *testing.T) {
 	if code, out := check(port); code != 0 {
 		t.Errorf("healthcheck against a live healer: exit %d: %s", code, out)
 	}
-	if code, out := check(freePort(t)); code != 1 || !strings.Contains(out, "healthcheck") {
+	if code, out := check(testkit.FreePort(t)); code != 1 || !strings.Contains(out, "healthcheck") {
 		t.Errorf("healthcheck with nothing listening: exit %d: %s", code, out)
 	}
 }

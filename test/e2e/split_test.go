@@ -11,6 +11,7 @@ import (
 
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // What README says the cleaner calls; a socket proxy allows nothing else.
@@ -27,7 +28,7 @@ func TestSplitCleanerThroughSocketProxy(t *testing.T) {
 	project := "hmds" + strings.ReplaceAll(env.RunID, "-", "")
 	canonical := project + "_web_1"
 	dup := "0123456789ab_" + canonical
-	natsPort := freePort(t)
+	natsPort := testkit.FreePort(t)
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	h := startHealer(t, t.TempDir(), "--container-label", label,
 		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "--nats-user", "hmd", "--nats-password", "s3cret")

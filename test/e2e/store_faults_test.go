@@ -19,11 +19,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/healmydocker/healmydocker/internal/bus"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
+	"github.com/healmydocker/healmydocker/test/testkit/natstest"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -94,7 +95,7 @@ const storePassword = "store-fault-pw"
 
 func startStoreHealer(t *testing.T, dataDir string, args ...string) *storeHealer {
 	t.Helper()
-	h := &storeHealer{port: freePort(t), natsPort: freePort(t)}
+	h := &storeHealer{port: testkit.FreePort(t), natsPort: testkit.FreePort(t)}
 	args = append([]string{"--data-dir", dataDir, "--http-port", strconv.Itoa(h.port),
 		"--nats-listen", "127.0.0.1:" + strconv.Itoa(h.natsPort), "--nats-user", "hmd", "--nats-password", storePassword,
 		"--log-level", "info"}, args...)
@@ -120,23 +121,20 @@ func (h *storeHealer) stop(t *testing.T) {
 // readyz polls /readyz until it answers want, and returns its body.
 func (h *storeHealer) readyz(t *testing.T, want int, d time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	last := ""
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", h.port))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
-			if resp.StatusCode == want {
-				return string(b)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz did not answer %d within %s; last: %s", want, d, last)
-		}
-		time.Sleep(50 * time.Millisecond)
+	type answer struct {
+		code int
+		body string
 	}
+	last := testkit.Eventually(t, d, fmt.Sprintf("readyz to answer %d", want), func() (answer, bool) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", h.port))
+		if err != nil {
+			return answer{body: err.Error()}, false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return answer{resp.StatusCode, string(b)}, resp.StatusCode == want
+	})
+	return last.body
 }
 
 // metric reads one sample from /metrics.
@@ -164,57 +162,23 @@ func (h *storeHealer) metric(t *testing.T, series string) float64 {
 // stored reads the events stream through the healer's listener.
 func (h *storeHealer) stored(t *testing.T) []events.Event {
 	t.Helper()
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort), nats.UserInfo("hmd", storePassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, bus.EventsStream)
+	evs, err := natstest.ReadStreamAt(ctx, fmt.Sprintf("nats://127.0.0.1:%d", h.natsPort), bus.EventsStream, nats.UserInfo("hmd", storePassword))
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []events.Event
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := events.Unmarshal(m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
-	}
-	return out
+	return evs
 }
 
 // waitStored waits until the stored events satisfy ok.
 func (h *storeHealer) waitStored(t *testing.T, what string, ok func([]events.Event) bool) []events.Event {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
+	type seen []events.Event
+	return testkit.Eventually(t, wait, "stored events to have "+what, func() (seen, bool) {
 		evs := h.stored(t)
-		if ok(evs) {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stored events never had %s; %d stored", what, len(evs))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return evs, ok(evs)
+	})
 }
 
 func count(evs []events.Event, match func(events.Event) bool) int {

@@ -19,6 +19,7 @@ import (
 	"github.com/healmydocker/healmydocker/internal/app"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // get fetches url with the bearer token and returns the status and body.
@@ -59,15 +60,8 @@ func TestStatusPageJSONAndMetrics(t *testing.T) {
 	name := "hmd-ui-" + env.RunID
 	const token = "ui-t0ken"
 	h := startHealer(t, t.TempDir(), "--container-label", label, "--http-token", token, "--http-prefix", "/hmd")
-	var base string
-	deadline := time.Now().Add(10 * time.Second)
-	for h.HTTPAddr() == nil && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if h.HTTPAddr() == nil {
-		t.Fatal("http endpoint not bound")
-	}
-	base = "http://" + h.HTTPAddr().String() + "/hmd"
+	testkit.Until(t, 10*time.Second, "the http endpoint to be bound", func() bool { return h.HTTPAddr() != nil })
+	base := "http://" + h.HTTPAddr().String() + "/hmd"
 	env.Run(t, dockertest.Spec{Name: name, Labels: map[string]string{label: "true"}})
 	h.got.wait(t, wait, name+" healthy", kindOf(events.DockerHealthy, name))
 

@@ -9,16 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +27,8 @@ import (
 
 	hmd "github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/testkit"
+	"github.com/healmydocker/healmydocker/test/testkit/natstest"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -54,52 +54,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// hub is a real nats-server: clients on one port, leaf nodes on another,
-// JetStream in domain "hub". It can be stopped and started on the same
-// store and ports.
+// hub is the fleet's real nats-server hub, with README's users: the
+// operator, the hub reader and each host's leaf user.
 type hub struct {
-	t                    *testing.T
-	dir                  string
-	clientPort, leafPort int
-	srv                  *server.Server
+	*natstest.Hub
+	t *testing.T
 }
 
 func startHub(t *testing.T) *hub {
-	h := &hub{t: t, dir: t.TempDir(), clientPort: freePort(t), leafPort: freePort(t)}
-	h.start()
-	t.Cleanup(h.stop)
-	return h
-}
-
-func (h *hub) start() {
-	h.t.Helper()
-	opts := &server.Options{
-		ServerName: "hub", Host: "127.0.0.1", Port: h.clientPort, NoSigs: true,
-		JetStream: true, JetStreamDomain: "hub", StoreDir: h.dir,
-		// Leaf users are in the server's users, not in the leaf listener's
-		// own list: only there do their permissions apply.
-		Users:    append([]*server.User{{Username: "ops", Password: "ops-pw"}, hubReader()}, leafUsers(append(fleetHosts, "host-n")...)...),
-		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: h.leafPort, NoAdvertise: true},
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		h.t.Fatal("hub not ready")
-	}
-	h.srv = srv
+	users := append([]*server.User{{Username: "ops", Password: "ops-pw"}, hubReader()}, leafUsers(append(fleetHosts, "host-n")...)...)
+	return &hub{Hub: natstest.StartHub(t, natstest.HubOptions{Users: users}), t: t}
 }
 
 // fleetHosts are the hosts whose events the hub operator sources; host-n
@@ -126,7 +90,7 @@ func leafUsers(hosts ...string) []*server.User {
 // known host's events stream, delivered under that host's own prefix.
 func (h *hub) ensureFleet() {
 	h.t.Helper()
-	nc, err := nats.Connect(h.clientURL(), nats.UserInfo("ops", "ops-pw"))
+	nc, err := nats.Connect(h.ClientURL(), nats.UserInfo("ops", "ops-pw"))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -146,56 +110,23 @@ func (h *hub) ensureFleet() {
 	}
 }
 
-func (h *hub) stop() {
-	if h.srv != nil {
-		h.srv.Shutdown()
-		h.srv.WaitForShutdown()
-		h.srv = nil
+func (h *hub) start() {
+	h.t.Helper()
+	if err := h.Start(); err != nil {
+		h.t.Fatal(err)
 	}
 }
 
-func (h *hub) clientURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", h.clientPort) }
-func (h *hub) leafURL() string   { return fmt.Sprintf("nats://127.0.0.1:%d", h.leafPort) }
-
-// fleetEvents reads the whole fleet stream from the hub.
-func (h *hub) fleetEvents(t *testing.T) []hmd.Event {
-	t.Helper()
-	nc, err := nats.Connect(h.clientURL(), nats.UserInfo("ops", "ops-pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+// fleetEvents reads the whole fleet stream from the hub; a stream not
+// made yet reads as none.
+func (h *hub) fleetEvents() ([]hmd.Event, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, "HMD_FLEET")
-	if err != nil {
-		return nil
+	evs, err := natstest.ReadStreamAt(ctx, h.ClientURL(), "HMD_FLEET", nats.UserInfo("ops", "ops-pw"))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
 	}
-	n := s.CachedInfo().State.Msgs
-	var out []hmd.Event
-	if n == 0 {
-		return out
-	}
-	c, err := js.OrderedConsumer(ctx, "HMD_FLEET", jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range n {
-		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("read the fleet stream: %v", err)
-		}
-		e, err := hmd.Unmarshal(m.Data())
-		if err != nil {
-			t.Fatalf("undecodable event in the fleet stream: %v", err)
-		}
-		out = append(out, e)
-	}
-	return out
+	return evs, err
 }
 
 // waitFleet waits until the fleet stream holds what match wants.
@@ -208,21 +139,29 @@ func (h *hub) waitFleetFor(t *testing.T, d time.Duration, what string, match fun
 	t.Helper()
 	start := time.Now()
 	defer func() { t.Logf("the fleet stream had %s after %s", what, time.Since(start).Round(time.Millisecond)) }()
-	deadline := time.Now().Add(d)
-	for {
-		evs := h.fleetEvents(t)
-		if match(evs) {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			var b strings.Builder
-			for _, e := range evs {
-				fmt.Fprintf(&b, "\n  %s %s %s %s", e.Data.Host, e.Subject, e.Kind(), e.Time.Format("15:04:05.000"))
-			}
-			t.Fatalf("the hub's fleet stream never had %s (%d events):%s", what, len(evs), b.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+	last := testkit.Eventually(t, d, what+" in the hub's fleet stream", func() (fleetSeen, bool) {
+		evs, err := h.fleetEvents()
+		return fleetSeen{evs, err}, err == nil && match(evs)
+	})
+	return last.evs
+}
+
+// fleetSeen is one read of the fleet stream, printed when a wait gives up.
+type fleetSeen struct {
+	evs []hmd.Event
+	err error
+}
+
+func (s fleetSeen) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d events", len(s.evs))
+	if s.err != nil {
+		fmt.Fprintf(&b, " (%v)", s.err)
 	}
+	for _, e := range s.evs {
+		fmt.Fprintf(&b, "\n  %s %s %s %s", e.Data.Host, e.Subject, e.Kind(), e.Time.Format("15:04:05.000"))
+	}
+	return b.String()
 }
 
 // restarted counts restart_succeeded events of container on host.
@@ -272,13 +211,10 @@ func startHost(t *testing.T, name, hubURL, leafUser, leafPass string, env ...str
 // waitLog waits until the host's log has text.
 func (h *host) waitLog(t *testing.T, text string) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !strings.Contains(h.stderr.String(), text) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never logged %q:\n%s", h.name, text, h.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, wait, fmt.Sprintf("%q in %s's log", text, h.name), func() (string, bool) {
+		log := h.stderr.String()
+		return log, strings.Contains(log, text)
+	})
 }
 
 // sick adds a selected container to the host's engine and makes it
@@ -286,31 +222,31 @@ func (h *host) waitLog(t *testing.T, text string) {
 func (h *host) sick(t *testing.T, name string) string {
 	t.Helper()
 	id := fmt.Sprintf("%-12s", strings.ReplaceAll(name, "-", ""))[:12] + "00"
-	h.fake.Add(fakedocker.Container{ID: id, Name: name, Running: true, Health: "healthy", Labels: map[string]string{"healme": "true"}})
-	h.fake.Emit(id, events.ActionHealthStatusUnhealthy, nil)
+	h.sickWith(id, name, map[string]string{"healme": "true"})
 	return name
+}
+
+// sickWith adds container id named name with labels, healthy, and makes
+// it unhealthy.
+func (h *host) sickWith(id, name string, labels map[string]string) {
+	h.fake.Add(fakedocker.Container{ID: id, Name: name, Running: true, Health: "healthy", Labels: labels})
+	h.fake.Emit(id, events.ActionHealthStatusUnhealthy, nil)
 }
 
 // healed waits until the host's engine was asked to restart name.
 func (h *host) healed(t *testing.T, name string) {
 	t.Helper()
 	id := fmt.Sprintf("%-12s", strings.ReplaceAll(name, "-", ""))[:12] + "00"
-	deadline := time.Now().Add(wait)
-	for !containsCall(h.fake.Calls(), "restart "+id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not restart %s (calls %v)", h.name, name, h.fake.Calls())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.restarted(t, id)
 }
 
-func containsCall(calls []string, c string) bool {
-	for _, x := range calls {
-		if x == c {
-			return true
-		}
-	}
-	return false
+// restarted waits until the host's engine was asked to restart id.
+func (h *host) restarted(t *testing.T, id string) {
+	t.Helper()
+	testkit.Eventually(t, wait, fmt.Sprintf("a restart of %s on %s (calls)", id, h.name), func() ([]string, bool) {
+		calls := h.fake.Calls()
+		return calls, slices.Contains(calls, "restart "+id)
+	})
 }
 
 // waitReady waits until the host's events reach the fleet stream.
@@ -336,63 +272,16 @@ func waitJoined(t *testing.T, hb *hub, hosts ...*host) {
 	})
 }
 
-// proxy is a TCP relay that can cut its links, for one host losing its
-// link to the hub while the others keep theirs.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	open   bool
-}
-
-func startProxy(t *testing.T, target string) *proxy {
+// startProxy is a TCP relay that can cut its links, for one host losing
+// its link to the hub while the others keep theirs.
+func startProxy(t *testing.T, target string) *testkit.Relay {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, open: true}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if !p.open {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				p.mu.Unlock()
-				c.Close()
-				continue
-			}
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c); u.Close() }()
-			go func() { _, _ = io.Copy(c, u); c.Close() }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.set(false) })
-	return p
-}
-
-func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-// set opens or cuts the link; cut drops what is connected and refuses more.
-func (p *proxy) set(open bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.open = open
-	if !open {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
+	r := testkit.NewRelay(ln, "tcp", target)
+	t.Cleanup(func() { _ = r.Close() })
+	return r
 }
 
 // (a) Restarts on all three hosts appear once each in the hub's fleet
@@ -401,10 +290,10 @@ func (p *proxy) set(open bool) {
 // does not hold up the others, and catches up when it is back.
 func TestFleet(t *testing.T) {
 	hb := startHub(t)
-	px := startProxy(t, fmt.Sprintf("127.0.0.1:%d", hb.leafPort))
-	a := startHost(t, "host-a", hb.leafURL(), "host-a", "host-a-pw")
-	b := startHost(t, "host-b", hb.leafURL(), "host-b", "host-b-pw")
-	c := startHost(t, "host-c", px.url(), "host-c", "host-c-pw")
+	px := startProxy(t, fmt.Sprintf("127.0.0.1:%d", hb.LeafPort))
+	a := startHost(t, "host-a", hb.LeafURL(), "host-a", "host-a-pw")
+	b := startHost(t, "host-b", hb.LeafURL(), "host-b", "host-b-pw")
+	c := startHost(t, "host-c", "nats://"+px.Addr().String(), "host-c", "host-c-pw")
 	hosts := []*host{a, b, c}
 	waitJoined(t, hb, hosts...)
 
@@ -422,7 +311,7 @@ func TestFleet(t *testing.T) {
 	checkHubViews(t, hb, hosts)
 
 	// (b) The hub goes down: every host heals on its own.
-	hb.stop()
+	hb.Stop()
 	for _, h := range hosts {
 		h.sick(t, "web-b")
 	}
@@ -446,7 +335,7 @@ func TestFleet(t *testing.T) {
 	}
 
 	// (c) host-c loses its link; the others' events still arrive.
-	px.set(false)
+	px.Set(false)
 	for _, h := range hosts {
 		h.sick(t, "web-c")
 		h.healed(t, "web-c")
@@ -457,7 +346,7 @@ func TestFleet(t *testing.T) {
 	if n := restarted(evs, "host-c", "web-c"); n != 0 {
 		t.Errorf("host-c's restart reached the hub through a cut link (%d)", n)
 	}
-	px.set(true)
+	px.Set(true)
 	evs = hb.waitFleet(t, "host-c's restart after its link came back", func(evs []hmd.Event) bool {
 		return restarted(evs, "host-c", "web-c") == 1
 	})
@@ -471,38 +360,22 @@ func TestFleet(t *testing.T) {
 // across hosts.
 func TestCentralNotifierGroupsAStormAcrossHosts(t *testing.T) {
 	hb := startHub(t)
-	var mu sync.Mutex
-	var texts []string
-	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			Text string `json:"text"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Text == "" {
-			t.Errorf("not a Slack payload: %v", err)
-		}
-		mu.Lock()
-		texts = append(texts, body.Text)
-		mu.Unlock()
-	}))
-	defer rec.Close()
+	rec := testkit.NewSlack(t)
 	hosts := []*host{
-		startHost(t, "host-a", hb.leafURL(), "host-a", "host-a-pw"),
-		startHost(t, "host-b", hb.leafURL(), "host-b", "host-b-pw"),
-		startHost(t, "host-c", hb.leafURL(), "host-c", "host-c-pw"),
+		startHost(t, "host-a", hb.LeafURL(), "host-a", "host-a-pw"),
+		startHost(t, "host-b", hb.LeafURL(), "host-b", "host-b-pw"),
+		startHost(t, "host-c", hb.LeafURL(), "host-c", "host-c-pw"),
 	}
 	waitJoined(t, hb, hosts...)
 	notifier := exec.Command(healerBin, "notifier")
-	notifier.Env = append(os.Environ(), "HMD_NATS_URL="+hb.clientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw",
+	notifier.Env = append(os.Environ(), "HMD_NATS_URL="+hb.ClientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw",
 		"HMD_EVENTS_STREAM=HMD_FLEET", "HMD_NOTIFY_URL="+rec.URL+"/hooks/fleet", "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=3s", "HMD_HOST_NAME=hub")
 	nerr := waitlog.Start(t, "notifier", notifier)
 	// The notifier starts at new events: wait for its consumer.
-	deadline := time.Now().Add(wait)
-	for !strings.Contains(nerr.String(), "notifier started") {
-		if time.Now().After(deadline) {
-			t.Fatal("the central notifier did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, wait, "the central notifier to start", func() (string, bool) {
+		log := nerr.String()
+		return log, strings.Contains(log, "notifier started")
+	})
 
 	const per = 5
 	for _, h := range hosts {
@@ -510,45 +383,27 @@ func TestCentralNotifierGroupsAStormAcrossHosts(t *testing.T) {
 			h.sick(t, fmt.Sprintf("storm-%d", i))
 		}
 	}
-	deadline = time.Now().Add(wait)
-	for {
-		mu.Lock()
-		all := strings.Join(texts, "\n")
-		n := len(texts)
-		mu.Unlock()
-		if strings.Count(all, ": restarted") == per*len(hosts) {
-			if n > 2 {
-				t.Errorf("a storm of %d restarts on %d hosts took %d messages, want one (two at most)", per*len(hosts), len(hosts), n)
-			}
-			mu.Lock()
-			first := texts[0]
-			mu.Unlock()
-			for _, h := range hosts {
-				if !strings.Contains(first, "["+h.name+"]") {
-					t.Errorf("the first message does not group %s's restarts:\n%s", h.name, first)
-				}
-			}
-			t.Logf("%d restarts on %d hosts in %d message(s)", per*len(hosts), len(hosts), n)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not every restart was told: %d of %d\n%s", strings.Count(all, ": restarted"), per*len(hosts), all)
-		}
-		time.Sleep(100 * time.Millisecond)
+	testkit.Eventually(t, wait, "a message for every restart", func() (string, bool) {
+		all := rec.Joined()
+		return all, strings.Count(all, ": restarted") == per*len(hosts)
+	})
+	all := rec.All()
+	if n := len(all); n > 2 {
+		t.Errorf("a storm of %d restarts on %d hosts took %d messages, want one (two at most)", per*len(hosts), len(hosts), n)
 	}
+	for _, h := range hosts {
+		if !strings.Contains(all[0], "["+h.name+"]") {
+			t.Errorf("the first message does not group %s's restarts:\n%s", h.name, all[0])
+		}
+	}
+	t.Logf("%d restarts on %d hosts in %d message(s)", per*len(hosts), len(hosts), len(all))
 }
 
 // (e) A host with wrong leaf credentials says so clearly and heals locally.
 func TestWrongLeafCredentials(t *testing.T) {
 	hb := startHub(t)
-	h := startHost(t, "host-x", hb.leafURL(), "host-x", "wrong-pw")
-	deadline := time.Now().Add(wait)
-	for !strings.Contains(h.stderr.String(), "refused this host's leaf-node credentials") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no clear error for wrong leaf credentials:\n%s", h.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	h := startHost(t, "host-x", hb.LeafURL(), "host-x", "wrong-pw")
+	h.waitLog(t, "refused this host's leaf-node credentials")
 	if strings.Contains(h.stderr.String(), "wrong-pw") {
 		t.Error("the log shows the leaf password")
 	}
@@ -563,7 +418,7 @@ func TestWrongLeafCredentials(t *testing.T) {
 // `healer ui --hub` serves every host's containers.
 func checkHubViews(t *testing.T, hb *hub, hosts []*host) {
 	t.Helper()
-	creds := []string{"HMD_NATS_URL=" + hb.clientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw"}
+	creds := []string{"HMD_NATS_URL=" + hb.ClientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw"}
 	ev := exec.Command(healerBin, "events", "--hub", "--container", "web-a")
 	ev.Env = append(os.Environ(), creds...)
 	out, err := ev.CombinedOutput()
@@ -576,7 +431,7 @@ func checkHubViews(t *testing.T, hb *hub, hosts []*host) {
 		}
 	}
 
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	ui := exec.Command(healerBin, "ui", "--hub")
 	ui.Env = append(os.Environ(), append(creds, fmt.Sprintf("HMD_HTTP_PORT=%d", port))...)
 	uiErr := waitlog.Start(t, "healer ui", ui)
@@ -588,21 +443,14 @@ func checkHubViews(t *testing.T, hb *hub, hosts []*host) {
 			Restarts   []struct{ OK bool }
 		} `json:"containers"`
 	}
-	deadline := time.Now().Add(wait)
-	for {
+	testkit.Eventually(t, wait, fmt.Sprintf("healer ui --hub to list %d hosts", len(hosts)), func() (string, bool) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/?limit=5", port))
 		if err == nil {
 			err = json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
 		}
-		if err == nil && len(st.Hosts) == len(hosts) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healer ui --hub never listed %d hosts (%v %+v)\n%s", len(hosts), err, st, uiErr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Sprintf("%v %+v\n%s", err, st, uiErr.String()), err == nil && len(st.Hosts) == len(hosts)
+	})
 	for _, h := range hosts {
 		found := false
 		for _, c := range st.Containers {
@@ -614,34 +462,36 @@ func checkHubViews(t *testing.T, hb *hub, hosts []*host) {
 	}
 }
 
-// A host with valid credentials (host-a's, on a leaf node the attacker
-// runs) cannot forge another host's events, touch the hub's fleet stream,
-// or reach another host's JetStream, history or buckets through the hub.
-func TestFleetHostIsConfined(t *testing.T) {
-	hb := startHub(t)
-	b := startHost(t, "host-b", hb.leafURL(), "host-b", "host-b-pw")
-	waitJoined(t, hb, b)
-
+// startEvilLeaf is an attacker's leaf node in host-a's domain, linking to
+// the hub with host-a's valid credentials.
+func startEvilLeaf(t *testing.T, hb *hub) *server.Server {
+	t.Helper()
 	evil, err := server.NewServer(&server.Options{ServerName: "evil", DontListen: true, NoSigs: true, JetStream: true, JetStreamDomain: "host-a", StoreDir: t.TempDir(),
-		LeafNode: server.LeafNodeOpts{ReconnectInterval: 100 * time.Millisecond, Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", hb.leafPort), User: url.UserPassword("host-a", "host-a-pw")}}}}}})
+		LeafNode: server.LeafNodeOpts{ReconnectInterval: 100 * time.Millisecond, Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", hb.LeafPort), User: url.UserPassword("host-a", "host-a-pw")}}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	evil.Start()
 	t.Cleanup(evil.Shutdown)
-	deadline := time.Now().Add(wait)
-	for evil.NumLeafNodes() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the attacker's leaf never linked with host-a's credentials")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return evil
+}
+
+// A host with valid credentials (host-a's, on a leaf node the attacker
+// runs) cannot forge another host's events, touch the hub's fleet stream,
+// or reach another host's JetStream, history or buckets through the hub.
+func TestFleetHostIsConfined(t *testing.T) {
+	hb := startHub(t)
+	b := startHost(t, "host-b", hb.LeafURL(), "host-b", "host-b-pw")
+	waitJoined(t, hb, b)
+
+	evil := startEvilLeaf(t, hb)
+	testkit.Until(t, wait, "the attacker's leaf to link with host-a's credentials", func() bool { return evil.NumLeafNodes() > 0 })
 	nc, err := nats.Connect("", nats.InProcessServer(evil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	ops, err := nats.Connect(hb.clientURL(), nats.UserInfo("ops", "ops-pw"))
+	ops, err := nats.Connect(hb.ClientURL(), nats.UserInfo("ops", "ops-pw"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +513,7 @@ func TestFleetHostIsConfined(t *testing.T) {
 	}
 	_ = ops.Flush()
 	var got *nats.Msg
-	deadline = time.Now().Add(wait)
+	deadline := time.Now().Add(wait)
 	for got == nil {
 		// Interest reaches the leaf a moment after the subscription.
 		_ = nc.Publish("hmd.host-b.web.outcome.restart_succeeded", []byte("forged"))
@@ -732,7 +582,11 @@ func TestFleetHostIsConfined(t *testing.T) {
 		t.Errorf("the fleet stream changed under host-a's credentials: %d sources (was %d), %d events from %d (was %d from %d)",
 			len(fa.Config.Sources), len(fleetBefore.Config.Sources), fa.State.Msgs, fa.State.FirstSeq, fleetBefore.State.Msgs, fleetBefore.State.FirstSeq)
 	}
-	for _, e := range hb.fleetEvents(t) {
+	evs, err := hb.fleetEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
 		if e.Data.Host == "host-b" && e.Subject == "web" {
 			t.Errorf("a forged host-b event is in the fleet stream: %+v", e)
 		}
@@ -744,13 +598,7 @@ func TestFleetHostIsConfined(t *testing.T) {
 // fleet: each source takes only its host's subjects.
 func TestFleetForgedEventsInAHostsStreamAreNotSourced(t *testing.T) {
 	hb := startHub(t)
-	evil, err := server.NewServer(&server.Options{ServerName: "evil", DontListen: true, NoSigs: true, JetStream: true, JetStreamDomain: "host-a", StoreDir: t.TempDir(),
-		LeafNode: server.LeafNodeOpts{ReconnectInterval: 100 * time.Millisecond, Remotes: []*server.RemoteLeafOpts{{URLs: []*url.URL{{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", hb.leafPort), User: url.UserPassword("host-a", "host-a-pw")}}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	evil.Start()
-	t.Cleanup(evil.Shutdown)
+	evil := startEvilLeaf(t, hb)
 	nc, err := nats.Connect("", nats.InProcessServer(evil))
 	if err != nil {
 		t.Fatal(err)
@@ -768,16 +616,10 @@ func TestFleetForgedEventsInAHostsStreamAreNotSourced(t *testing.T) {
 	if _, err := js.Publish(ctx, "hmd.host-a.web.outcome.restart_succeeded", []byte("own")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(wait)
-	for evil.NumLeafNodes() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the attacker's leaf never linked with host-a's credentials")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Until(t, wait, "the attacker's leaf to link with host-a's credentials", func() bool { return evil.NumLeafNodes() > 0 })
 	// Made after the link, so the hub sources at once.
 	hb.ensureFleet()
-	ops, err := nats.Connect(hb.clientURL(), nats.UserInfo("ops", "ops-pw"))
+	ops, err := nats.Connect(hb.ClientURL(), nats.UserInfo("ops", "ops-pw"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -806,7 +648,7 @@ func TestFleetForgedEventsInAHostsStreamAreNotSourced(t *testing.T) {
 func TestFleetHostWithoutSourceSaysSo(t *testing.T) {
 	hb := startHub(t)
 	hb.ensureFleet()
-	n := startHost(t, "host-n", hb.leafURL(), "host-n", "host-n-pw")
+	n := startHost(t, "host-n", hb.LeafURL(), "host-n", "host-n-pw")
 	n.waitLog(t, "hub link up")
 	n.waitLog(t, "the hub operator must add this host")
 	if !strings.Contains(n.stderr.String(), `$JS.host-n.API`) || !strings.Contains(n.stderr.String(), `hmd_deliver.host-n`) {
@@ -818,15 +660,12 @@ func TestFleetHostWithoutSourceSaysSo(t *testing.T) {
 // at a time, and the healers say why.
 func TestFleetDuplicateHostNameIsNamed(t *testing.T) {
 	hb := startHub(t)
-	a1 := startHost(t, "host-a", hb.leafURL(), "host-a", "host-a-pw")
+	a1 := startHost(t, "host-a", hb.LeafURL(), "host-a", "host-a-pw")
 	a1.waitLog(t, "hub link up")
-	a2 := startHost(t, "host-a", hb.leafURL(), "host-a", "host-a-pw")
+	a2 := startHost(t, "host-a", hb.LeafURL(), "host-a", "host-a-pw")
 	const says = "another host with this host's name is linked to the hub"
-	deadline := time.Now().Add(wait)
-	for !strings.Contains(a1.stderr.String(), says) && !strings.Contains(a2.stderr.String(), says) {
-		if time.Now().After(deadline) {
-			t.Fatalf("neither clone said that its name is taken:\n%s\n---\n%s", a1.stderr.String(), a2.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, wait, "a clone to say that its name is taken", func() (string, bool) {
+		l1, l2 := a1.stderr.String(), a2.stderr.String()
+		return l1 + "\n---\n" + l2, strings.Contains(l1, says) || strings.Contains(l2, says)
+	})
 }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/testkit"
 	"github.com/healmydocker/healmydocker/test/waitlog"
 )
 
@@ -49,68 +46,32 @@ func routesConfig(hosts ...string) string {
 ]}`
 }
 
-// slackReceiver is a loopback Slack-format webhook that keeps the texts.
-type slackReceiver struct {
-	*httptest.Server
-	mu    sync.Mutex
-	texts []string
-}
-
-func newSlackReceiver(t *testing.T) *slackReceiver {
-	r := &slackReceiver{}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var body struct {
-			Text string `json:"text"`
-		}
-		if err := json.NewDecoder(req.Body).Decode(&body); err != nil || body.Text == "" {
-			t.Errorf("not a Slack payload: %v", err)
-		}
-		r.mu.Lock()
-		r.texts = append(r.texts, body.Text)
-		r.mu.Unlock()
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-func (r *slackReceiver) all() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.texts...)
-}
-
 // The central notifier delivers each host's container target from the hub:
 // the operator sources every host's routes bucket into the hub's, and a
 // target gets its own host's container only, though both hosts name their
 // container alike.
 func TestCentralNotifierDeliversEachHostsContainerTargets(t *testing.T) {
 	hb := startHub(t)
-	recs := map[string]*slackReceiver{"host-a": newSlackReceiver(t), "host-b": newSlackReceiver(t)}
+	recs := map[string]*testkit.Slack{"host-a": testkit.NewSlack(t), "host-b": testkit.NewSlack(t)}
 	var hosts []*host
 	for _, name := range []string{"host-a", "host-b"} {
 		// The hosts run no notifier: the hub's delivers.
-		hosts = append(hosts, startHost(t, name, hb.leafURL(), name, name+"-pw", "HMD_RUN_NOTIFIER=false"))
+		hosts = append(hosts, startHost(t, name, hb.LeafURL(), name, name+"-pw", "HMD_RUN_NOTIFIER=false"))
 	}
 	waitJoined(t, hb, hosts...)
 
 	const container = "web"
 	id := container + "000000000000"
 	for _, h := range hosts {
-		h.fake.Add(fakedocker.Container{ID: id, Name: container, Running: true, Health: "healthy", Labels: map[string]string{
-			"healme": "true", "healme.notify_url": recs[h.name].URL + "/hooks/" + h.name}})
-		h.fake.Emit(id, events.ActionHealthStatusUnhealthy, nil)
+		// A second restart needs no wait: it is the marker below.
+		h.sickWith(id, container, map[string]string{"healme": "true", "healme.notify_url": recs[h.name].URL + "/hooks/" + h.name,
+			"healme.seconds_between_restarts": "0"})
 	}
 	for _, h := range hosts {
-		deadline := time.Now().Add(wait)
-		for !containsCall(h.fake.Calls(), "restart "+id) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s did not restart %s (calls %v)", h.name, container, h.fake.Calls())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		h.restarted(t, id)
 	}
 
-	nc, err := nats.Connect(hb.clientURL(), nats.UserInfo("ops", "ops-pw"))
+	nc, err := nats.Connect(hb.ClientURL(), nats.UserInfo("ops", "ops-pw"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +80,7 @@ func TestCentralNotifierDeliversEachHostsContainerTargets(t *testing.T) {
 	defer cancel()
 	// The hub operator sources the routes once each host has stored one.
 	// Hosts answer the hub's requests on $JSC.R only.
-	onc, err := nats.Connect(hb.clientURL(), nats.UserInfo("ops", "ops-pw"), nats.CustomInboxPrefix("$JSC.R.ops"))
+	onc, err := nats.Connect(hb.ClientURL(), nats.UserInfo("ops", "ops-pw"), nats.CustomInboxPrefix("$JSC.R.ops"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,41 +113,45 @@ func TestCentralNotifierDeliversEachHostsContainerTargets(t *testing.T) {
 	}
 
 	notifier := exec.Command(healerBin, "notifier")
-	notifier.Env = append(os.Environ(), "HMD_NATS_URL="+hb.clientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw",
+	notifier.Env = append(os.Environ(), "HMD_NATS_URL="+hb.ClientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw",
 		"HMD_EVENTS_STREAM=HMD_FLEET", "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=1s", "HMD_HOST_NAME=hub")
 	nerr := waitlog.Start(t, "notifier", notifier)
 
-	deadline := time.Now().Add(wait)
-	for {
-		done := true
-		for _, r := range recs {
-			done = done && strings.Contains(strings.Join(r.all(), "\n"), ": restarted")
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the central notifier did not deliver every host's restart: host-a got %q, host-b got %q\n%s",
-				recs["host-a"].all(), recs["host-b"].all(), nerr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	testkit.Eventually(t, wait, "the central notifier to deliver every host's restart", func() (string, bool) {
+		a, b := recs["host-a"].Joined(), recs["host-b"].Joined()
+		return fmt.Sprintf("host-a got %q, host-b got %q\n%s", a, b, nerr.String()),
+			strings.Contains(a, ": restarted") && strings.Contains(b, ": restarted")
+	})
+	// A second restart on each host is the marker: once its message is
+	// there, a second delivery of the first restart would be there too.
+	// (The same container, so the target's set of containers stays as it
+	// is.)
+	for _, h := range hosts {
+		h.fake.Emit(id, events.ActionHealthStatusUnhealthy, nil)
 	}
-	// Twice a group window more: a second delivery would be there by now.
-	time.Sleep(2 * time.Second)
 	for name, r := range recs {
-		all := strings.Join(r.all(), "\n")
+		// The second restart itself, not any second message: a duplicate
+		// of the first must not end the wait.
+		if _, ok := r.Texts.WaitNth(wait, 1, func(s string) bool {
+			return strings.Contains(s, container+": restarted") && strings.Contains(s, ", restart 2 in this frame")
+		}); !ok {
+			t.Fatalf("%s's target never got the second restart: %q\n%s", name, r.All(), nerr.String())
+		}
+	}
+	for name, r := range recs {
+		all := r.Joined()
 		other := "host-b"
 		if name == "host-b" {
 			other = "host-a"
 		}
-		if n := strings.Count(all, ": restarted"); n != 1 || !strings.Contains(all, "["+name+"]") || strings.Contains(all, "["+other+"]") {
-			t.Errorf("%s's target got %d restart(s), want its own host's one only:\n%s", name, n, all)
+		if n := strings.Count(all, container+": restarted"); n != 2 || !strings.Contains(all, "["+name+"]") || strings.Contains(all, "["+other+"]") {
+			t.Errorf("%s's target got %d restart(s), want its own host's two only:\n%s", name, n, all)
 		}
 	}
 
 	// The hub's routes bucket holds tokens: a hub reader cannot read it.
 	rerrs := make(chan error, 8)
-	rc, err := nats.Connect(hb.clientURL(), nats.UserInfo("reader", "reader-pw"),
+	rc, err := nats.Connect(hb.ClientURL(), nats.UserInfo("reader", "reader-pw"),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { rerrs <- err }))
 	if err != nil {
 		t.Fatal(err)

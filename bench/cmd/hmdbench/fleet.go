@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +12,12 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/events"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/testkit"
+	"github.com/healmydocker/healmydocker/test/testkit/natstest"
 )
 
 // fleetIngest measures how fast the hub's fleet stream takes in a restart
@@ -30,18 +30,11 @@ func fleetIngest(healerBin string, perHost int) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	cport, lport := freePort(), freePort()
-	hub, err := server.NewServer(&server.Options{ServerName: "hub", Host: "127.0.0.1", Port: cport, NoSigs: true,
-		JetStream: true, JetStreamDomain: "hub", StoreDir: filepath.Join(dir, "hub"),
-		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: lport, NoAdvertise: true}})
+	hub, err := natstest.NewHub(natstest.HubOptions{StoreDir: filepath.Join(dir, "hub")})
 	if err != nil {
 		return "", err
 	}
-	hub.Start()
-	defer hub.Shutdown()
-	if !hub.ReadyForConnections(10 * time.Second) {
-		return "", fmt.Errorf("hub not ready")
-	}
+	defer hub.Stop()
 	hosts := []string{"bench-a", "bench-b", "bench-c"}
 	fakes := map[string]*fakedocker.Server{}
 	for _, h := range hosts {
@@ -60,14 +53,14 @@ func fleetIngest(healerBin string, perHost int) (string, error) {
 		}
 		cmd := exec.Command(healerBin)
 		cmd.Env = append(os.Environ(), "DOCKER_HOST="+fake.Host(), "HMD_DATA_DIR="+filepath.Join(hd, "data"), "HMD_HTTP_PORT=0", "HMD_LOG_LEVEL=warn",
-			"HMD_HOST_NAME="+h, fmt.Sprintf("HMD_HUB_URL=nats://127.0.0.1:%d", lport))
+			"HMD_HOST_NAME="+h, "HMD_HUB_URL="+hub.LeafURL())
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			return "", err
 		}
 		defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	}
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", cport))
+	nc, err := nats.Connect(hub.ClientURL())
 	if err != nil {
 		return "", err
 	}
@@ -76,14 +69,11 @@ func fleetIngest(healerBin string, perHost int) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	// Joined: the fleet stream sources all three.
-	for {
-		if s, err := js.Stream(ctx, "HMD_FLEET"); err == nil && len(s.CachedInfo().Config.Sources) == len(hosts) {
-			break
-		}
-		if ctx.Err() != nil {
-			return "", fmt.Errorf("hosts did not join the fleet")
-		}
-		time.Sleep(100 * time.Millisecond)
+	if _, joined := testkit.Poll(5*time.Minute, func() (struct{}, bool) {
+		s, err := js.Stream(ctx, "HMD_FLEET")
+		return struct{}{}, err == nil && len(s.CachedInfo().Config.Sources) == len(hosts)
+	}); !joined {
+		return "", fmt.Errorf("hosts did not join the fleet")
 	}
 	time.Sleep(time.Second)
 	s, _ := js.Stream(ctx, "HMD_FLEET")
@@ -135,13 +125,4 @@ func fleetIngest(healerBin string, perHost int) (string, error) {
 	fmt.Fprintf(&b, "| hosts | restarts | events ingested by the hub | time | ingest rate |\n|---|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| %d | %d | %d | %s | %.0f events/s |\n", len(hosts), perHost*len(hosts), ingested, took.Round(time.Millisecond), float64(ingested)/took.Seconds())
 	return b.String(), nil
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -21,6 +21,7 @@ import (
 	hmd "github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/internal/heal"
 	"github.com/healmydocker/healmydocker/test/fakedocker"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 // proc is a healer process against a fake engine.
@@ -38,7 +39,12 @@ func startOnFake(healerBin, dir, dataDir string, n, sick int) (*proc, time.Time,
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	p := &proc{port: freePort(), fake: fake}
+	port, err := testkit.PickPort()
+	if err != nil {
+		_ = fake.Close()
+		return nil, time.Time{}, err
+	}
+	p := &proc{port: port, fake: fake}
 	p.cmd = exec.Command(healerBin)
 	p.cmd.Env = append(os.Environ(), "DOCKER_HOST="+fake.Host(), "HMD_DATA_DIR="+dataDir, "HMD_HTTP_PORT="+strconv.Itoa(p.port),
 		"HMD_HOST_NAME=bench", "HMD_LOG_LEVEL=warn")

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/healmydocker/healmydocker/test/dockertest"
+	"github.com/healmydocker/healmydocker/test/testkit"
 )
 
 func main() {
@@ -361,12 +361,10 @@ func (b *bench) start(prog, label string) (func(), error) {
 	case "floor":
 		cmd = exec.Command(b.floorBin, "-label", label+"=true")
 	default:
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := testkit.PickPort()
 		if err != nil {
 			return nil, err
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
 		dir, err := os.MkdirTemp("", "hmdbench-")
 		if err != nil {
 			return nil, err
@@ -395,85 +393,18 @@ func (b *bench) start(prog, label string) (func(), error) {
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	ready := strings.TrimSuffix(metricsURL, "metrics") + "readyz"
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+	if _, ok := testkit.Poll(30*time.Second, func() (struct{}, bool) {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return struct{}{}, false
 		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("healer not ready within 30s")
-		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return struct{}{}, resp.StatusCode == 200
+	}); !ok {
+		stop()
+		return nil, fmt.Errorf("healer not ready within 30s")
 	}
 	return stop, nil
-}
-
-// histogram accumulates hmd_heal_decision_seconds over healer rounds.
-type histogram struct {
-	count   float64
-	buckets map[float64]float64
-}
-
-func (b *bench) scrape() error {
-	resp, err := http.Get(metricsURL)
-	if err != nil {
-		return fmt.Errorf("scrape metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if b.decisions.buckets == nil {
-		b.decisions.buckets = map[float64]float64{}
-	}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, `hmd_heal_decision_seconds_bucket{le="`):
-			rest := strings.TrimPrefix(line, `hmd_heal_decision_seconds_bucket{le="`)
-			le, val, _ := strings.Cut(rest, `"} `)
-			if le == "+Inf" {
-				continue
-			}
-			l, _ := strconv.ParseFloat(le, 64)
-			v, _ := strconv.ParseFloat(val, 64)
-			b.decisions.buckets[l] += v
-		case strings.HasPrefix(line, "hmd_heal_decision_seconds_count "):
-			v, _ := strconv.ParseFloat(strings.TrimPrefix(line, "hmd_heal_decision_seconds_count "), 64)
-			b.decisions.count += v
-		}
-	}
-	return sc.Err()
-}
-
-// String lists the cumulative bucket counts.
-func (h histogram) String() string {
-	les := make([]float64, 0, len(h.buckets))
-	for le := range h.buckets {
-		les = append(les, le)
-	}
-	slices.Sort(les)
-	var parts []string
-	for _, le := range les {
-		parts = append(parts, fmt.Sprintf("≤%g ms: %.0f", le*1000, h.buckets[le]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// p99 is the upper bound of the bucket holding the 99th percentile.
-func (h histogram) p99() string {
-	les := make([]float64, 0, len(h.buckets))
-	for le := range h.buckets {
-		les = append(les, le)
-	}
-	slices.Sort(les)
-	for _, le := range les {
-		if h.buckets[le] >= 0.99*h.count {
-			return "≤ " + strconv.FormatFloat(le*1000, 'g', 3, 64) + " ms"
-		}
-	}
-	return "> largest bucket"
 }
 
 // sizesSection reports the binaries next to healerBin and the image.

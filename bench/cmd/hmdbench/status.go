@@ -17,17 +17,6 @@ import (
 	"github.com/healmydocker/healmydocker/test/fakedocker"
 )
 
-// dockerCalls is every request the fake had but the periodic ping.
-func dockerCalls(fake *fakedocker.Server) int {
-	n := 0
-	for ep, c := range fake.Requests() {
-		if !strings.HasSuffix(ep, "/_ping") {
-			n += c
-		}
-	}
-	return n
-}
-
 // statusLoad reports the status JSON under load: 1,000 watched
 // containers, 200 requests/s for 10 s, open loop (a request goes out every
 // 5 ms whether or not the last one is back).
@@ -88,7 +77,7 @@ func statusLoad(healerBin string) (string, error) {
 			return "", err
 		}
 	}
-	rss0, calls0 := p.rss(), dockerCalls(p.fake)
+	rss0, calls0 := p.rss(), p.fake.RequestsButPing()
 	var (
 		mu    sync.Mutex
 		lat   []time.Duration
@@ -111,7 +100,7 @@ func statusLoad(healerBin string) (string, error) {
 		})
 	}
 	wg.Wait()
-	calls := dockerCalls(p.fake) - calls0
+	calls := p.fake.RequestsButPing() - calls0
 	rss1 := p.rss()
 	slices.Sort(lat)
 	var b strings.Builder
