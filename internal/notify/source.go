@@ -47,9 +47,11 @@ func (r *Runner) consumerRetrying(ctx context.Context) (jetstream.Consumer, bool
 	if err != nil {
 		return nil, false
 	}
-	if tries > 1 {
-		r.Log.Info("notifier: the target's consumer is made; delivering", "target", r.Target.Name(), "id", r.ID, "tries", tries)
-	}
+	// Said each time, so that an operator (or a test) knows from when on
+	// events reach the target: a new consumer starts at new events.
+	info := c.CachedInfo()
+	r.Log.Info("notifier: delivering", "target", r.Target.Name(), "id", r.ID, "stream", r.Stream,
+		"after_stream_seq", info.AckFloor.Stream, "pending", info.NumPending+uint64(info.NumAckPending), "tries", tries)
 	return c, true
 }
 

@@ -371,10 +371,11 @@ func TestCentralNotifierGroupsAStormAcrossHosts(t *testing.T) {
 	notifier.Env = append(os.Environ(), "HMD_NATS_URL="+hb.ClientURL(), "HMD_NATS_USER=ops", "HMD_NATS_PASSWORD=ops-pw",
 		"HMD_EVENTS_STREAM=HMD_FLEET", "HMD_NOTIFY_URL="+rec.URL+"/hooks/fleet", "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=3s", "HMD_HOST_NAME=hub")
 	nerr := waitlog.Start(t, "notifier", notifier)
-	// The notifier starts at new events: wait for its consumer.
-	testkit.Eventually(t, wait, "the central notifier to start", func() (string, bool) {
+	// The notifier starts at new events: wait for its consumer, not for
+	// the process ("notifier started" comes before the consumer is made).
+	testkit.Eventually(t, wait, "the central notifier's consumer", func() (string, bool) {
 		log := nerr.String()
-		return log, strings.Contains(log, "notifier started")
+		return log, strings.Contains(log, "notifier: delivering")
 	})
 
 	const per = 5
