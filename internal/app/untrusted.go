@@ -74,27 +74,12 @@ func (a *App) useRoute(name, containerID string, labels map[string]string) {
 	if name == "" || !config.Selected(labels, a.cfg.ContainerLabel) || !config.InNamespace(name, a.cfg.Namespace) {
 		return
 	}
-	var p config.Policy
-	if namesNotify(labels) {
-		// Only then: reading every setting's label is the dearer path.
-		p, _ = a.overrides.Policy(a.cfg.Policy, labels)
-	}
+	url, level := a.overrides.Notify(a.cfg.Policy, labels)
 	id := ""
-	if p.NotifyURL != "" {
-		id = events.NotifyTargetID(p.NotifyURL)
+	if url != "" {
+		id = events.NotifyTargetID(url)
 	}
-	a.routes.Record(strings.TrimPrefix(name, "/"), containerID, id, p.NotifyURL, p.NotifyLevel)
-}
-
-// namesNotify says whether labels may hold a notify_url or notify_level,
-// under any prefix.
-func namesNotify(labels map[string]string) bool {
-	for k := range labels {
-		if strings.HasSuffix(k, ".notify_url") || strings.HasSuffix(k, ".notify_level") {
-			return true
-		}
-	}
-	return false
+	a.routes.Record(strings.TrimPrefix(name, "/"), containerID, id, url, level)
 }
 
 // refreshRoutes tells the routes, every 30 minutes, of the containers that still

@@ -161,6 +161,23 @@ func (o *Overrides) Policy(base Policy, labels map[string]string) (Policy, []Lab
 		errs = append(errs, LabelError{Label: name, Value: v, Expected: fmt.Sprintf("at most %d from a label; %d is used", MaxLabelHistoricEntries, MaxLabelHistoricEntries)})
 		p.MaxHistoricEntries = MaxLabelHistoricEntries
 	}
+	var nerrs []LabelError
+	p.NotifyURL, p.NotifyLevel, nerrs = o.notify(base, labels)
+	return p, append(errs, nerrs...)
+}
+
+// Notify is the container's own notify URL and level as Policy takes them
+// ("" for none or a refused value): two label lookups, for the routes
+// recorded on every event, where the whole Policy would be the dearer path.
+func (o *Overrides) Notify(base Policy, labels map[string]string) (url, level string) {
+	url, level, _ = o.notify(base, labels)
+	return url, level
+}
+
+// notify reads the notify_url and notify_level labels; a bad value is
+// reported and base's kept.
+func (o *Overrides) notify(base Policy, labels map[string]string) (url, level string, errs []LabelError) {
+	url, level = base.NotifyURL, base.NotifyLevel
 	if name, v, ok := o.lookup(labels, "notify_url"); ok {
 		v = strings.TrimSpace(v)
 		// The value may hold a token: it is never repeated.
@@ -169,29 +186,18 @@ func (o *Overrides) Policy(base Policy, labels map[string]string) (Policy, []Lab
 		} else if err := LabelTargetAllowed(base.NotifyLabelTargets, v); err != nil {
 			errs = append(errs, LabelError{Label: name, Value: "[redacted]", Expected: err.Error()})
 		} else {
-			p.NotifyURL = v
+			url = v
 		}
 	}
 	if name, v, ok := o.lookup(labels, "notify_level"); ok {
 		switch l := strings.ToLower(strings.TrimSpace(v)); l {
 		case "debug", "info", "warning":
-			p.NotifyLevel = l
+			level = l
 		default:
 			errs = append(errs, LabelError{Label: name, Value: v, Expected: "one of debug, info, warning"})
 		}
 	}
-	return p, errs
-}
-
-// NotifyURL is the container's own notify URL as Policy would take it, ""
-// if it names none or a refused one; it is cheap for the containers
-// without a notify_url label.
-func (o *Overrides) NotifyURL(base Policy, labels map[string]string) string {
-	if _, _, ok := o.lookup(labels, "notify_url"); !ok {
-		return ""
-	}
-	p, _ := o.Policy(base, labels)
-	return p.NotifyURL
+	return url, level, errs
 }
 
 // lookup finds <label>.<key>, else Repairman's label for key.

@@ -153,3 +153,38 @@ func TestParseBool(t *testing.T) {
 		}
 	}
 }
+
+// Notify, the routes' cheap read, takes exactly what Policy takes: a
+// route never holds a URL or level the healer reported as refused.
+func TestNotifyReadsWhatPolicyTakes(t *testing.T) {
+	t.Parallel()
+	base := policyDefaults(t)
+	o := NewOverrides("healme")
+	for _, tt := range []struct {
+		name       string
+		allow      string
+		labels     map[string]string
+		url, level string
+	}{
+		{"none", "", map[string]string{"healme": "true"}, "", ""},
+		{"ours", "", map[string]string{"healme.notify_url": " https://chat.example.org/hooks/1 ", "healme.notify_level": "WARNING"}, "https://chat.example.org/hooks/1", "warning"},
+		{"Repairman's", "", map[string]string{Repairman + "notify_url": "https://chat.example.org/r", Repairman + "notify_level": "debug"}, "https://chat.example.org/r", "debug"},
+		{"ours over Repairman's", "", map[string]string{"healme.notify_url": "https://a.example/1", Repairman + "notify_url": "https://b.example/2"}, "https://a.example/1", ""},
+		{"hostile URL", "", map[string]string{"healme.notify_url": "https://%ff.x/", "healme.notify_level": "info"}, "", "info"},
+		{"bad level", "", map[string]string{"healme.notify_url": "https://a.example/1", "healme.notify_level": "loud"}, "https://a.example/1", ""},
+		{"target not allowed", "hooks.slack.com", map[string]string{"healme.notify_url": "https://evil.example/x"}, "", ""},
+		{"labels off", "off", map[string]string{"healme.notify_url": "https://a.example/1", "healme.notify_level": "debug"}, "", "debug"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := base
+			b.NotifyLabelTargets = tt.allow
+			url, level := o.Notify(b, tt.labels)
+			if url != tt.url || level != tt.level {
+				t.Errorf("Notify = %q, %q; want %q, %q", url, level, tt.url, tt.level)
+			}
+			if p, _ := o.Policy(b, tt.labels); p.NotifyURL != url || p.NotifyLevel != level {
+				t.Errorf("Policy took %q, %q; Notify %q, %q", p.NotifyURL, p.NotifyLevel, url, level)
+			}
+		})
+	}
+}
