@@ -115,12 +115,22 @@ func (t *Routing) Apply(rt Route) {
 // catchUpBound bounds how long a group waits for routes on their way.
 const catchUpBound = 2 * time.Second
 
-// CatchUp waits until the table holds every route stored by now, at most
-// catchUpBound: the healer stores a container's route before it acts on
-// the container, but the route reaches this table on its own way, maybe
-// after the container's events.
-func (t *Routing) CatchUp(ctx context.Context) {
+// routeSettle is how long after an event was stored its route may still be
+// on its way: the healer queues a container's route before it publishes the
+// container's event, and the route is written a few milliseconds later (on
+// a hub, sourced like the event). A group is looked up no sooner.
+const routeSettle = time.Second
+
+// CatchUp waits until the table holds every route stored by the time the
+// group's newest event (stored at newest) had settled, at most
+// catchUpBound past that: the route of a container reaches this table on
+// its own way, maybe after the container's events. Without a bucket it
+// returns at once.
+func (t *Routing) CatchUp(ctx context.Context, newest time.Time) {
 	if t == nil || t.latest == nil {
+		return
+	}
+	if wait := time.Until(newest.Add(routeSettle)); wait > 0 && !sleep(ctx, min(wait, routeSettle)) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, catchUpBound)

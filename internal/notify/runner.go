@@ -144,9 +144,10 @@ func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go keepAliveUntil(stop, msgs)
-	r.Routing.CatchUp(ctx)
+	got := receivedOf(msgs)
+	r.Routing.CatchUp(ctx, newestOf(got))
 	rc := r.recipient()
-	b := planBatch(receivedOf(msgs), r.pos, r.posTime, func(e events.Event) bool { return rc.takes(destination(e, r.Routing), e) })
+	b := planBatch(got, r.pos, r.posTime, func(e events.Event) bool { return rc.takes(destination(e, r.Routing), e) })
 	for _, err := range b.Undecodable {
 		r.Log.Warn("notifier: skipping undecodable event", "err", err)
 	}

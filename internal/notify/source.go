@@ -236,6 +236,17 @@ func receivedOf(msgs []jetstream.Msg) []received {
 	return out
 }
 
+// newestOf is when the newest of got was stored; zero if none says.
+func newestOf(got []received) time.Time {
+	var newest time.Time
+	for _, m := range got {
+		if m.Meta && m.Time.After(newest) {
+			newest = m.Time
+		}
+	}
+	return newest
+}
+
 // keepAlive tells the server, every keepAlive until stop is closed, that
 // msgs are still being handled: a slow target or retries must not have
 // them handed to another notifier meanwhile.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"text/template"
 	"time"
@@ -257,9 +258,46 @@ func TestRoutingCatchUp(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		r.Apply(Route{ID: "notify-a", URL: "https://a/", Containers: []string{"web"}, Revision: 3})
 	}()
-	r.CatchUp(context.Background())
+	r.CatchUp(context.Background(), time.Time{})
 	if got := r.Lookup("h", "web", ""); got != (Destination{Target: "notify-a"}) {
 		t.Errorf("after CatchUp: %+v", got)
+	}
+}
+
+// A route stored a little after its container's event (the healer queues
+// it first, and it is written on its own way) still routes the event: a
+// group is looked up only once its newest event has settled.
+func TestRoutingCatchUpWaitsForARouteOnItsWay(t *testing.T) {
+	r := NewRouting()
+	stored := time.Now()
+	var routeStored atomic.Bool
+	r.latest = func(context.Context) (uint64, error) {
+		if routeStored.Load() {
+			return 3, nil
+		}
+		return 2, nil
+	}
+	r.Apply(Route{ID: "notify-other", URL: "https://o/", Containers: []string{"api"}, Revision: 2})
+	go func() {
+		// The fault: the route is written 300 ms after the event.
+		time.Sleep(300 * time.Millisecond)
+		routeStored.Store(true)
+		time.Sleep(20 * time.Millisecond)
+		r.Apply(Route{ID: "notify-a", URL: "https://a/", Containers: []string{"web"}, Revision: 3})
+	}()
+	r.CatchUp(context.Background(), stored)
+	if got := r.Lookup("h", "web", ""); got != (Destination{Target: "notify-a"}) {
+		t.Errorf("after CatchUp: %+v; the event would go to the default targets", got)
+	}
+	// Old events (a replay) do not wait for the settle time: the routes
+	// are read even with less time left than that.
+	var reads atomic.Int32
+	r.latest = func(context.Context) (uint64, error) { reads.Add(1); return 3, nil }
+	ctx, cancel := context.WithTimeout(context.Background(), routeSettle/2)
+	defer cancel()
+	r.CatchUp(ctx, stored.Add(-time.Hour))
+	if reads.Load() == 0 {
+		t.Error("CatchUp on an old group waited for it to settle instead of reading the routes")
 	}
 }
 
