@@ -34,6 +34,9 @@ func ParseLevel(s string) (Level, error) {
 	return 0, fmt.Errorf("notify level %q: expected DEBUG, INFO or WARNING", s)
 }
 
+// NotifyRunnerWhere begins the name a notify runner's panics go under.
+const NotifyRunnerWhere = "notify runner "
+
 // Wants says whether a target at level l is told of e.
 func Wants(l Level, e events.Event) bool {
 	switch e.Kind() {
@@ -62,6 +65,11 @@ func Wants(l Level, e events.Event) bool {
 		return true
 	case events.Recreated:
 		return l <= Info
+	case events.HealerPanic:
+		// A bug dropped some input (an event, a container's look): the
+		// operator hears of it at every level. Not the notifier's own:
+		// telling of it could panic again, and again.
+		return !strings.HasPrefix(e.Data.Reason, NotifyRunnerWhere)
 	}
 	return false
 }

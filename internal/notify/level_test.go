@@ -35,6 +35,8 @@ func TestWants(t *testing.T) {
 		{"restart decision", ev(events.RestartRequested, ""), false, false, false},
 		{"notify decision", withAction(ev(events.RestartRequested, ""), "notify"), true, true, false},
 		{"stopped by action stop", ev(events.Stopped, ""), true, true, false},
+		{"a bug caught", ev(events.HealerPanic, "docker watcher sink"), true, true, true},
+		{"a bug caught in a notify runner", ev(events.HealerPanic, NotifyRunnerWhere+"notify-0a1b"), false, false, false},
 	}
 	for _, tt := range tests {
 		for l, want := range map[Level]bool{Debug: tt.debug, Info: tt.info, Warning: tt.warning} {

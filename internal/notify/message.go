@@ -94,6 +94,8 @@ func what(e events.Event) string {
 		return "recreated as " + events.ShortID(e.Data.NewContainerID)
 	case events.RecreateFailed:
 		return "could not be recreated, left as it was"
+	case events.HealerPanic:
+		return "a bug in the healer was caught; what it was handling was dropped, and healing goes on"
 	}
 	return string(e.Kind())
 }

@@ -110,7 +110,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // redelivered for ever, and reported as healer.panic.
 func (r *Runner) deliverSafely(ctx context.Context, msgs []jetstream.Msg) {
 	g := &safe.Guard{Log: r.Log, Pub: r.Publisher, Host: r.Host}
-	where := "notify runner " + r.ID
+	where := NotifyRunnerWhere + r.ID
 	if g.Call(where, func() string { return subjects(msgs) }, func() { r.deliver(ctx, msgs) }) == nil || len(msgs) == 1 && r.term(msgs[0]) {
 		return
 	}

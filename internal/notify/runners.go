@@ -203,7 +203,7 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 func (sv *Service) run(ctx context.Context, r *Runner) {
 	g := &safe.Guard{Log: sv.log, Pub: sv.pub, Host: sv.host}
 	// Deliveries recover on their own; this is for the rest of the runner.
-	_ = g.Call("notify runner "+r.ID, func() string { return r.Target.Name() }, func() {
+	_ = g.Call(NotifyRunnerWhere+r.ID, func() string { return r.Target.Name() }, func() {
 		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
 			sv.log.Error("notifier: target stopped", "target", r.Target.Name(), "err", err)
 		}
