@@ -207,7 +207,9 @@ func TestFaultSplitNotifierKilledMidDelivery(t *testing.T) {
 		h.got.wait(t, wait, name+" healed", kindOf(events.RestartSucceeded, name))
 		return name
 	}
-	first, _ := startNotifier()
+	first, firstLog := startNotifier()
+	// A first consumer starts at new events: heal once it is there.
+	testkit.Until(t, wait, "the split notifier's consumer", func() bool { return strings.Contains(firstLog.String(), "notifier: delivering") })
 	names := []string{heal(0)}
 	rec.waitAll(t, wait, names...)
 

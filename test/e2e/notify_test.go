@@ -59,6 +59,8 @@ func TestSplitAndInProcessNotifiersNeverBothSend(t *testing.T) {
 
 	stderr := startProcess(t, notifierBin, nil, append(os.Environ(), fmt.Sprintf("HMD_NATS_URL=nats://127.0.0.1:%d", natsPort), "HMD_NATS_TOKEN=t0ken",
 		"HMD_NOTIFY_URL="+hook, "HMD_NOTIFY_LEVEL=debug", "HMD_NOTIFY_GROUP_WAIT=200ms"))
+	// A first consumer starts at new events: heal once it is there.
+	testkit.Until(t, wait, "the split notifier's consumer", func() bool { return strings.Contains(stderr.String(), "notifier: delivering") })
 
 	var names []string
 	for i := range 5 {
