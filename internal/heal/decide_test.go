@@ -288,8 +288,15 @@ func TestFold(t *testing.T) {
 			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), Ours: true, RestartDone: at(6), UserStopped: true, Died: true, DiedAt: at(6)}},
 		{name: "gave up", es: []events.Event{restarted(5, 9, 5, 1, 1), ev(events.GaveUp, 6)},
 			want: State{LastRestart: at(5), Attempt: 9, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, Ours: true, GaveUp: true, RestartDone: at(6)}},
+		// A restart dropped unsent spent nothing: the counters are what
+		// they were before its decision.
 		{name: "queued restart dropped", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), skippedEv(6, ReasonDropped+": "+ReasonMaintenance), ev(events.DockerKill, 7)},
-			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), RestartDone: at(6), UserStopped: true}},
+			want: State{StartedAt: at(0), RestartDone: at(6), UserStopped: true}},
+		{name: "second restart dropped", es: []events.Event{ev(events.DockerStart, 0), ev(events.DockerHealthy, 1), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5), ev(events.DockerStart, 6),
+			ev(events.DockerHealthy, 8), ev(events.DockerUnhealthy, 20), restarted(21, 2, 5, 2, 2), skippedEv(22, ReasonDropped+": "+ReasonUserStopped)},
+			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(6), RestartDone: at(22), UserStopped: true, LongestHealthy: 12 * time.Second}},
+		{name: "a claim done is spent", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5), ev(events.RestartSucceeded, 6), skippedEv(7, ReasonDropped+": "+ReasonMaintenance)},
+			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), RestartDone: at(7)}},
 		{name: "dry-run counters", es: []events.Event{dry(restarted(5, 2, 1, 2, 3))},
 			want: State{LastRestart: at(5), Attempt: 2, FrameStart: at(1), FrameRestarts: 2, BackoffStep: 3, DryRunCounts: true}},
 	}

@@ -140,8 +140,8 @@ func TestQueuedRestartDroppedAfterAUsersStop(t *testing.T) {
 		}
 		return nil
 	}
-	p := &publisher{}
-	h := New(Options{Host: "h", Label: "healme", Policy: policy(), MaxConcurrent: 1, Docker: d, Publisher: p, Log: slog.New(slog.DiscardHandler)})
+	p, hist := &publisher{}, &publisher{}
+	h := New(Options{Host: "h", Label: "healme", Policy: policy(), MaxConcurrent: 1, Docker: d, Publisher: p, History: hist, Log: slog.New(slog.DiscardHandler)})
 	run(t, h)
 	h.Handle(sick("a", selected))
 	waitFor(t, "a's restart sent", func() bool { return d.count("a") == 1 })
@@ -162,6 +162,22 @@ func TestQueuedRestartDroppedAfterAUsersStop(t *testing.T) {
 	}
 	if s := h.State("b"); s.InFlight || s.Pending || !s.UserStopped {
 		t.Errorf("b's state %+v: want the claim ended and the user's stop kept", s)
+	}
+	// The restart never happened: it spent none of b's budget, live or as
+	// a healer started later folds it from the history.
+	var bHist []events.Event
+	for _, e := range hist.all() {
+		if e.Data.ContainerID == "b" {
+			bHist = append(bHist, e)
+		}
+	}
+	for what, s := range map[string]State{"live": h.State("b"), "folded from the history": FoldAll(bHist)} {
+		if s.Attempt != 0 || s.FrameRestarts != 0 || !s.LastRestart.IsZero() || s.Claimed.Held {
+			t.Errorf("b's state (%s) %+v: a dropped restart counted", what, s)
+		}
+		if !s.UserStopped {
+			t.Errorf("b's state (%s) %+v: the user's stop is not kept", what, s)
+		}
 	}
 }
 

@@ -72,6 +72,12 @@ func (p *publisher) Publish(e events.Event) {
 	p.evs = append(p.evs, e)
 }
 
+func (p *publisher) all() []events.Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]events.Event(nil), p.evs...)
+}
+
 func (p *publisher) kinds() map[events.Kind]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -11,7 +11,7 @@ func (h *Healer) record(e *entry, ev events.Event) {
 	h.o.Publisher.Publish(ev)
 	before := e.state
 	e.state = Fold(e.state, ev)
-	if Stored(ev.Kind()) {
+	if Stored(ev) {
 		h.o.History.Publish(ev)
 	}
 	// Saved after its history event is queued: the store writes a state

@@ -54,6 +54,11 @@ type State struct {
 	Paused      bool      `json:"paused,omitempty"`
 	PausedUntil time.Time `json:"paused_until,omitzero"`
 
+	// Claimed holds, while a restart decision of ours is not done, the
+	// counters as they were before it: a restart dropped unsent (a user's
+	// stop or a pause came first) puts them back, as it spent nothing.
+	Claimed Counters `json:"claimed,omitzero"`
+
 	// InFlight (runtime): a restart of ours is claimed and not finished.
 	InFlight bool `json:"-"`
 	// Pending (runtime): the claimed restart has not been sent yet, so a
@@ -64,15 +69,51 @@ type State struct {
 	OwedParent string `json:"-"`
 }
 
-// Stored says whether the healer's history keeps events of kind k: those
-// that Fold reads, so skips never crowd out what counts.
-func Stored(k events.Kind) bool {
-	switch k {
+// Counters are what a restart decision counts, as they were before one.
+type Counters struct {
+	// Held: the counters below are a claim's; false, there is no claim.
+	Held           bool          `json:"held,omitempty"`
+	LastRestart    time.Time     `json:"last_restart,omitzero"`
+	Attempt        int           `json:"attempt,omitempty"`
+	FrameStart     time.Time     `json:"frame_start,omitzero"`
+	FrameRestarts  int           `json:"frame_restarts,omitempty"`
+	BackoffStep    int           `json:"backoff_step,omitempty"`
+	GaveUp         bool          `json:"gave_up,omitempty"`
+	DryRunCounts   bool          `json:"dry_run_counts,omitempty"`
+	HealthySince   time.Time     `json:"healthy_since,omitzero"`
+	LongestHealthy time.Duration `json:"longest_healthy,omitempty"`
+}
+
+// counters are s's restart counters, held for a claim.
+func (s State) counters() Counters {
+	return Counters{Held: true, LastRestart: s.LastRestart, Attempt: s.Attempt, FrameStart: s.FrameStart, FrameRestarts: s.FrameRestarts,
+		BackoffStep: s.BackoffStep, GaveUp: s.GaveUp, DryRunCounts: s.DryRunCounts, HealthySince: s.HealthySince, LongestHealthy: s.LongestHealthy}
+}
+
+// unclaimed is s with the counters held by its claim put back.
+func (s State) unclaimed() State {
+	c := s.Claimed
+	if !c.Held {
+		return s
+	}
+	s.LastRestart, s.Attempt, s.FrameStart, s.FrameRestarts, s.BackoffStep = c.LastRestart, c.Attempt, c.FrameStart, c.FrameRestarts, c.BackoffStep
+	s.GaveUp, s.DryRunCounts, s.HealthySince, s.LongestHealthy = c.GaveUp, c.DryRunCounts, c.HealthySince, c.LongestHealthy
+	s.Claimed = Counters{}
+	return s
+}
+
+// Stored says whether the healer's history keeps e: the events that Fold
+// reads, so that skips never crowd out what counts; of the skips, only a
+// dropped claim, which gives its counters back.
+func Stored(e events.Event) bool {
+	switch e.Kind() {
 	case events.RestartRequested, events.GaveUp, events.RestartSucceeded, events.RestartFailed, events.Stopped,
 		events.ControlPaused, events.ControlResumed,
 		events.DockerStart, events.DockerKill, events.DockerStop,
 		events.DockerHealthy, events.DockerUnhealthy, events.DockerDie:
 		return true
+	case events.RestartSkipped:
+		return strings.HasPrefix(e.Data.Reason, ReasonDropped)
 	}
 	return false
 }
@@ -93,7 +134,9 @@ func FoldAll(history []events.Event) State {
 // last: nothing of an earlier healer is in flight, so a restart it claimed
 // and never finished ends there, and no stop after it passes for ours.
 func (s State) Settled(last time.Time) State {
-	s.InFlight, s.Pending, s.OwedParent = false, false, ""
+	// A claim of the earlier healer's is taken as spent: its restart may
+	// have been sent.
+	s.InFlight, s.Pending, s.OwedParent, s.Claimed = false, false, "", Counters{}
 	if s.Ours && s.RestartDone.IsZero() {
 		s.RestartDone = last
 	}
@@ -104,6 +147,7 @@ func (s State) Settled(last time.Time) State {
 func Fold(s State, e events.Event) State {
 	switch e.Kind() {
 	case events.RestartRequested:
+		claimed := s.counters()
 		s.LastRestart, s.Attempt, s.FrameRestarts, s.BackoffStep = e.Time, e.Data.Attempt, e.Data.FrameRestarts, e.Data.BackoffStep
 		s.FrameStart = e.Time
 		if e.Data.FrameStart != nil {
@@ -114,9 +158,10 @@ func Fold(s State, e events.Event) State {
 		if e.Data.Action == config.ActionNotify {
 			// Counted as if restarted, so the budget is what it would be;
 			// nothing was sent, so no stop or kill that follows is ours.
+			s.Claimed = Counters{}
 			break
 		}
-		s.Ours, s.RestartDone = true, time.Time{}
+		s.Ours, s.RestartDone, s.Claimed = true, time.Time{}, claimed
 	case events.ControlPaused:
 		s.Paused, s.PausedUntil = true, time.Time{}
 		if e.Data.Until != nil {
@@ -128,20 +173,31 @@ func Fold(s State, e events.Event) State {
 		// Stopped on purpose by action=stop: like a user's stop, nothing
 		// heals it until it is started again.
 		s.RestartDone, s.Failures, s.LastError, s.UserStopped = e.Time, 0, "", true
+		s.Claimed = Counters{}
 	case events.GaveUp:
 		s.GaveUp = true
 	case events.RestartSucceeded:
 		s.RestartDone, s.Failures, s.LastError = e.Time, 0, ""
+		s.Claimed = Counters{}
 	case events.RestartFailed:
 		s.RestartDone, s.LastError = e.Time, e.Data.Error
 		s.Failures++
+		s.Claimed = Counters{}
 	case events.RestartSkipped:
 		switch {
 		case e.Data.Reason == ReasonSwarm || e.Data.Reason == ReasonOneOff:
 			s.LeftAlone = e.Data.Reason
 		case strings.HasPrefix(e.Data.Reason, ReasonDropped):
-			// Our claim ended unsent: a stop or kill from now on is not ours.
+			// Our claim ended unsent: a stop or kill from now on is not
+			// ours, and the restart that never happened spent nothing.
+			s = s.unclaimed()
 			s.Ours, s.RestartDone = false, e.Time
+			if e.Data.Reason == ReasonDropped+": "+ReasonUserStopped {
+				// Seen live while the claim waited (a stop then is not
+				// ours); folded from the history, the stop came before this
+				// and passed for our restart's own.
+				s.UserStopped = true
+			}
 		}
 	case events.DockerStart:
 		s.StartedAt, s.UserStopped, s.Ours, s.Died = e.Time, false, false, false
