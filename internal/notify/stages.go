@@ -26,6 +26,13 @@ func destination(e events.Event, routing *Routing) Destination {
 	if e.Data.NotifyTarget != "" || e.Data.NotifyLevel != "" {
 		return Destination{Target: e.Data.NotifyTarget, Level: e.Data.NotifyLevel}
 	}
+	switch e.Kind() {
+	case events.CleanupRemoved, events.CleanupFailed, events.CleanupKept:
+		// The cleaner's housekeeping is the operator's: a duplicate
+		// compose left behind is not its owner's to hear of (and its
+		// labels are the duplicate's, not the service's).
+		return Destination{}
+	}
 	return routing.Lookup(e.Data.Host, e.Subject, e.Data.ContainerID)
 }
 

@@ -80,6 +80,8 @@ func TestDestination(t *testing.T) {
 		{"looked up", ev(events.Data{}), Destination{Target: "notify-a"}},
 		{"stamped by an older healer", ev(events.Data{NotifyTarget: "notify-b", NotifyLevel: "info"}), Destination{Target: "notify-b", Level: "info"}},
 		{"a level stamped alone", ev(events.Data{NotifyLevel: "debug"}), Destination{Level: "debug"}},
+		{"the cleaner's: the default targets", events.New(events.CleanupRemoved, "y", time.Now(), "web", events.Data{Host: "h", Canonical: "web"}), Destination{}},
+		{"the cleaner's failure too", events.New(events.CleanupFailed, "z", time.Now(), "web", events.Data{Host: "h", Error: "busy"}), Destination{}},
 	} {
 		if got := destination(c.e, routing); got != c.want {
 			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
