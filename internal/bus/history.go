@@ -252,27 +252,23 @@ func (h *History) stored1(e events.Event, seq uint64) {
 	h.wakeStates()
 }
 
+// settle waits for the acks of futures, recording each stored event as
+// its ack comes, and returns how many of the first are stored, with the
+// first error: a store's, else perr (the publish that cut the batch short).
 func (h *History) settle(ctx context.Context, batch []events.Event, futures []jetstream.PubAckFuture, perr error) (int, error) {
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
-		select {
-		case ack := <-f.Ok():
-			h.stored1(batch[i], ack.Sequence)
-		case err := <-f.Err():
-			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-				id := batch[i].Data.ContainerID
-				h.log.Error("another writer appended to this container's history; re-reading its position", "container_id", id)
-				h.reread(ctx, id, HistorySubject(batch[i].Data.Host, id))
-			}
-			return i, fmt.Errorf("history of %s: %w", batch[i].Data.Container, err)
-		case <-ctx.Done():
-			return i, ctx.Err()
-		}
+	what := func(i int) string { return "history of " + batch[i].Data.Container }
+	onAck := func(i int, ack *jetstream.PubAck) { h.stored1(batch[i], ack.Sequence) }
+	i, err := awaitAcks(ctx, futures, what, onAck)
+	if err == nil {
+		return len(futures), perr
 	}
-	return len(futures), perr
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		id := batch[i].Data.ContainerID
+		h.log.Error("another writer appended to this container's history; re-reading its position", "container_id", id)
+		h.reread(ctx, id, HistorySubject(batch[i].Data.Host, id))
+	}
+	return i, err
 }
 
 // Pending is the number of events not yet stored.

@@ -273,18 +273,13 @@ func (p *Publisher) storeAsync(ctx context.Context, batch []events.Event) (int, 
 	return p.settle(ctx, futures, nil)
 }
 
+// settle waits for the acks of futures and returns how many of the first
+// are stored, with the first error: a store's, else perr (the publish that
+// cut the batch short).
 func (p *Publisher) settle(ctx context.Context, futures []jetstream.PubAckFuture, perr error) (int, error) {
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return i, fmt.Errorf("store %s: %w", f.Msg().Header.Get(nats.MsgIdHdr), err)
-		case <-ctx.Done():
-			return i, ctx.Err()
-		}
+	what := func(i int) string { return "store " + futures[i].Msg().Header.Get(nats.MsgIdHdr) }
+	if i, err := awaitAcks(ctx, futures, what, nil); err != nil {
+		return i, err
 	}
 	return len(futures), perr
 }

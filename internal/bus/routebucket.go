@@ -25,14 +25,7 @@ const RoutesBucket = "HMD_NOTIFY_ROUTES"
 func RoutesBucketOf(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, RoutesBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:       RoutesBucket,
-			Description:  "HealMyDocker: notify URLs from container labels, by target id",
-			Storage:      jetstream.FileStorage,
-			History:      1,
-			MaxBytes:     RoutesMaxBytes,
-			MaxValueSize: 64 << 10,
-		})
+		kv, err = js.CreateKeyValue(ctx, routesBucketConfig())
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, RoutesBucket)
 		}
@@ -46,16 +39,22 @@ func RoutesBucketOf(ctx context.Context, js jetstream.JetStream) (jetstream.KeyV
 // RoutesMaxBytes bounds the routes bucket on disk: one URL per target.
 const RoutesMaxBytes = 16 << 20
 
-// OpenRoutesBucket creates the bucket if it is missing and returns it.
-func OpenRoutesBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// routesBucketConfig is the routes bucket's configuration, the same
+// whether it is created or updated.
+func routesBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
 		Bucket:       RoutesBucket,
 		Description:  "HealMyDocker: notify URLs from container labels, by target id",
 		Storage:      jetstream.FileStorage,
 		History:      1,
 		MaxBytes:     RoutesMaxBytes,
 		MaxValueSize: 64 << 10,
-	})
+	}
+}
+
+// OpenRoutesBucket creates the bucket if it is missing and returns it.
+func OpenRoutesBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, routesBucketConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", RoutesBucket, err)
 	}

@@ -11,22 +11,40 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// A route records its containers, and goes when none named it for a day.
-func TestRoutesRecordContainersAndExpire(t *testing.T) {
+// testRoutes is a Routes on the routes bucket of a fresh bus, its clock
+// reading *now for the test to move, and drain, which stores what it has
+// queued.
+func testRoutes(t *testing.T, now *time.Time) (context.Context, jetstream.KeyValue, *Routes, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	b, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	// Cleanups run last first: the bus closes before ctx ends.
+	t.Cleanup(func() { _ = b.Close() })
 	kv, err := OpenRoutesBucket(ctx, b.JetStream())
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(1_800_000_000, 0)
 	r := NewRoutes(kv, slog.New(slog.DiscardHandler))
-	r.now = func() time.Time { return now }
+	r.now = func() time.Time { return *now }
+	drain := func() {
+		t.Helper()
+		for len(r.queue) > 0 {
+			if err := r.store(ctx, <-r.queue); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return ctx, kv, r, drain
+}
+
+// A route records its containers, and goes when none named it for a day.
+func TestRoutesRecordContainersAndExpire(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	ctx, kv, r, _ := testRoutes(t, &now)
 	r.Use("notify-a", "https://a.example/x", "web")
 	r.Use("notify-a", "https://a.example/x", "api")
 	for range 2 {
@@ -69,28 +87,8 @@ func TestRoutesRecordContainersAndExpire(t *testing.T) {
 // targets' key when it names no target; one that moves is taken off the
 // record it left, which goes once no container is on it.
 func TestRoutesRecordLevelsAndMoves(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	kv, err := OpenRoutesBucket(ctx, b.JetStream())
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Unix(1_800_000_000, 0)
-	r := NewRoutes(kv, slog.New(slog.DiscardHandler))
-	r.now = func() time.Time { return now }
-	drain := func() {
-		t.Helper()
-		for len(r.queue) > 0 {
-			if err := r.store(ctx, <-r.queue); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	ctx, kv, r, drain := testRoutes(t, &now)
 	get := func(key string) (RouteValue, bool) {
 		t.Helper()
 		e, err := kv.Get(ctx, key)
@@ -140,28 +138,8 @@ func TestRoutesRecordLevelsAndMoves(t *testing.T) {
 // are still on their way), at most maxIDsPerName of them; one that moves
 // takes its ids along off the record; ids go after a day unseen.
 func TestRoutesRecordContainerIDs(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	kv, err := OpenRoutesBucket(ctx, b.JetStream())
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Unix(1_800_000_000, 0)
-	r := NewRoutes(kv, slog.New(slog.DiscardHandler))
-	r.now = func() time.Time { return now }
-	drain := func() {
-		t.Helper()
-		for len(r.queue) > 0 {
-			if err := r.store(ctx, <-r.queue); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	ctx, kv, r, drain := testRoutes(t, &now)
 	ids := func(key string) map[string]RouteID {
 		t.Helper()
 		e, err := kv.Get(ctx, key)
@@ -225,28 +203,8 @@ func TestRoutesRecordContainerIDs(t *testing.T) {
 // route must not write them back, and a healer seeing containers come and
 // go (compose runs, a hostile churn) must not hold every name for ever.
 func TestRoutesSweepForgetsIdleContainers(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b, err := Open(ctx, Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	kv, err := OpenRoutesBucket(ctx, b.JetStream())
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Unix(1_800_000_000, 0)
-	r := NewRoutes(kv, slog.New(slog.DiscardHandler))
-	r.now = func() time.Time { return now }
-	drain := func() {
-		t.Helper()
-		for len(r.queue) > 0 {
-			if err := r.store(ctx, <-r.queue); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	ctx, kv, r, drain := testRoutes(t, &now)
 	for i := range 50 {
 		r.Record(fmt.Sprintf("run-%d", i), fmt.Sprintf("id-%d", i), "notify-a", "https://a.example/x", "")
 		r.Record(fmt.Sprintf("lvl-%d", i), fmt.Sprintf("lid-%d", i), "", "", "debug")

@@ -367,19 +367,17 @@ func (h *History) writeStates(ctx context.Context, ready []readyState) ([]readyS
 		}
 		futures[i] = f
 	}
-	for i, f := range futures {
-		if f == nil {
-			continue
+	// States are keyed, not in order: each failure is noted and the wait
+	// goes on past it.
+	for from := 0; from < len(futures); {
+		what := func(i int) string { return "state of " + ready[from+i].id }
+		i, err := awaitAcks(ctx, futures[from:], what, nil)
+		if err == nil {
+			break
 		}
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			failed = append(failed, ready[i])
-			firstErr = cmp(firstErr, fmt.Errorf("state of %s: %w", ready[i].id, err))
-		case <-ctx.Done():
-			failed = append(failed, ready[i])
-			firstErr = cmp(firstErr, ctx.Err())
-		}
+		failed = append(failed, ready[from+i])
+		firstErr = cmp(firstErr, err)
+		from += i + 1
 	}
 	return failed, firstErr
 }

@@ -17,8 +17,12 @@ import (
 	hmd "github.com/healmydocker/healmydocker/internal/events"
 )
 
-// Sink receives observations. It is called from the stream's goroutine and
-// must not block: the daemon drops a consumer that stalls for 100 ms.
+// Sink receives observations. The stream's goroutine calls it, and so do,
+// beside it, the reconcile listings (up to 8 inspections at once each) and
+// the inspections that resolve a death's exit code. Calls overlap: a sink
+// must be safe for concurrent use, and may see a container's observations
+// out of order (a resolved die after the container's next start). It must
+// not block: the daemon drops a consumer that stalls for 100 ms.
 type Sink func(hmd.Observed)
 
 // Status is told when the connection to the daemon is made or lost.
