@@ -58,7 +58,7 @@ type statusKey struct {
 }
 
 // relist asks listView for a listing; it never blocks (it runs on the
-// event stream's goroutine).
+// Docker watcher's sink).
 func (a *App) relist() {
 	select {
 	case a.relisted <- struct{}{}:

@@ -7,8 +7,10 @@ import (
 	"github.com/healmydocker/healmydocker/internal/events"
 )
 
-// Handle takes one observation. It never blocks on I/O, since it runs on
-// the Docker event stream's goroutine.
+// Handle takes one observation. It never blocks on I/O: it runs on the
+// Docker watcher's sink (the event stream's goroutine, and beside it the
+// reconcile listings and resolved dies) and on look timers, so it is safe
+// for concurrent calls, under h.mu.
 func (h *Healer) Handle(o events.Observed) {
 	if !Watched(o.Labels, o.Name, h.o.Label, h.o.Namespace) {
 		if o.Kind == events.DockerStart && !o.Replayed {
