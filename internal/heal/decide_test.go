@@ -253,6 +253,10 @@ func TestDecide(t *testing.T) {
 		{name: "a dependent with action stop is restarted", s: State{}, obs: Observation{Observed: events.Observed{ContainerID: "c1"}, Purpose: AsDependent, Look: events.Container{Running: true}, Parent: "vpn"}, p: act(config.ActionStop), want: restart(ParentRestartedReason("vpn"), 1, 0, 1, 1, 0)},
 		{name: "a death long after a failed restart is the container's own", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), failed(6, "api"), ev(events.DockerDie, 60)), obs: exited(0), p: with(func(p *config.Policy) { p.HealExited = false }), now: 61, want: Decision{}},
 		{name: "a death in a failed restart is ours to finish", s: state(ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerDie, 6), failed(6, "start failed")), obs: exited(0), p: with(func(p *config.Policy) { p.HealExited = false }), now: 30, want: restart(ReasonRetry+": start failed", 2, 5, 2, 2, 30)},
+		// A dependent restarted while healthy, dropped after it turned
+		// unhealthy: its budget is not renewed by a healthy stretch that ended.
+		{name: "a dropped restart does not renew the budget", s: state(restarted(0, 49, 0, 1, 1), ev(events.RestartSucceeded, 1), ev(events.DockerHealthy, 2), restarted(5, 50, 5, 1, 2), paused(6, 300), ev(events.DockerUnhealthy, 7), skippedEv(8, ReasonDropped+": "+ReasonMaintenance)),
+			obs: looked(events.Container{ID: "c1", Running: true, Health: "unhealthy"}), p: policy(), now: 400, want: restart(ReasonReconciled, 50, 400, 1, 2, 400)},
 		{name: "dry run gives up as it would", s: state(notified(restarted(0, 50, 0, 1, 1))), obs: unhealthy(), p: with(func(p *config.Policy) { p.DryRun = true }), now: 1000, want: Decision{Verdict: GiveUp, Reason: ReasonBudgetSpent, Attempt: 50}},
 	}
 	for _, tt := range tests {
@@ -297,6 +301,21 @@ func TestFold(t *testing.T) {
 			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(6), RestartDone: at(22), UserStopped: true, LongestHealthy: 12 * time.Second}},
 		{name: "a claim done is spent", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerKill, 5), ev(events.RestartSucceeded, 6), skippedEv(7, ReasonDropped+": "+ReasonMaintenance)},
 			want: State{LastRestart: at(5), Attempt: 1, FrameStart: at(5), FrameRestarts: 1, BackoffStep: 1, StartedAt: at(0), RestartDone: at(7)}},
+		// The container's health goes on while a claim waits: a drop puts
+		// back the counters, not the health seen before the decision.
+		{name: "turned healthy while a dropped restart waited", es: []events.Event{ev(events.DockerStart, 0), ev(events.DockerUnhealthy, 2), restarted(5, 1, 5, 1, 1), ev(events.DockerHealthy, 6), skippedEv(7, ReasonDropped+": "+ReasonMaintenance)},
+			want: State{StartedAt: at(0), RestartDone: at(7), HealthySince: at(6)}},
+		{name: "turned unhealthy while a dropped restart waited", es: []events.Event{ev(events.DockerStart, 0), ev(events.DockerHealthy, 1), restarted(5, 1, 5, 1, 1), ev(events.DockerUnhealthy, 8), skippedEv(9, ReasonDropped+": "+ReasonMaintenance)},
+			want: State{StartedAt: at(0), RestartDone: at(9), LongestHealthy: 7 * time.Second}},
+		// A stop while the claim waited was a user's (nothing was sent),
+		// whatever the drop's reason: a pause that came too, an inspect
+		// that failed.
+		{name: "stopped while a restart waited, dropped for the pause", es: []events.Event{ev(events.DockerStart, 0), ev(events.DockerUnhealthy, 2), restarted(5, 1, 5, 1, 1), paused(6, -1), ev(events.DockerKill, 7), ev(events.DockerDie, 7), skippedEv(8, ReasonDropped+": "+ReasonMaintenance)},
+			want: State{StartedAt: at(0), RestartDone: at(8), Paused: true, UserStopped: true, Died: true, DiedAt: at(7)}},
+		{name: "stopped while a restart waited, dropped as gone", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerStop, 7), skippedEv(8, ReasonDropped+": "+ReasonGone)},
+			want: State{StartedAt: at(0), RestartDone: at(8), UserStopped: true}},
+		{name: "stopped and started while a restart waited", es: []events.Event{ev(events.DockerStart, 0), restarted(5, 1, 5, 1, 1), ev(events.DockerStop, 6), ev(events.DockerStart, 7), skippedEv(8, ReasonDropped+": "+ReasonGone)},
+			want: State{StartedAt: at(7), RestartDone: at(8)}},
 		{name: "dry-run counters", es: []events.Event{dry(restarted(5, 2, 1, 2, 3))},
 			want: State{LastRestart: at(5), Attempt: 2, FrameStart: at(1), FrameRestarts: 2, BackoffStep: 3, DryRunCounts: true}},
 	}

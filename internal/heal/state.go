@@ -82,6 +82,10 @@ type Counters struct {
 	DryRunCounts   bool          `json:"dry_run_counts,omitempty"`
 	HealthySince   time.Time     `json:"healthy_since,omitzero"`
 	LongestHealthy time.Duration `json:"longest_healthy,omitempty"`
+	// Stopped: a stop or kill since the claim (and the latest start) that
+	// a fold took for our restart's; a drop shows nothing was sent, so it
+	// was a user's. Live, the claim is Pending and it is a user's at once.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // counters are s's restart counters, held for a claim.
@@ -98,6 +102,9 @@ func (s State) unclaimed() State {
 	}
 	s.LastRestart, s.Attempt, s.FrameStart, s.FrameRestarts, s.BackoffStep = c.LastRestart, c.Attempt, c.FrameStart, c.FrameRestarts, c.BackoffStep
 	s.GaveUp, s.DryRunCounts, s.HealthySince, s.LongestHealthy = c.GaveUp, c.DryRunCounts, c.HealthySince, c.LongestHealthy
+	if c.Stopped {
+		s.UserStopped = true
+	}
 	s.Claimed = Counters{}
 	return s
 }
@@ -145,6 +152,11 @@ func (s State) Settled(last time.Time) State {
 
 // Fold is the container's state after event e.
 func Fold(s State, e events.Event) State {
+	if s.Claimed.Held {
+		// The claim's counters are what they would be without its
+		// decision: the container's health and stops go on meanwhile.
+		s.Claimed = s.Claimed.follow(s, e)
+	}
 	switch e.Kind() {
 	case events.RestartRequested:
 		claimed := s.counters()
@@ -201,7 +213,7 @@ func Fold(s State, e events.Event) State {
 		}
 	case events.DockerStart:
 		s.StartedAt, s.UserStopped, s.Ours, s.Died = e.Time, false, false, false
-		s.HealthySince, s.Failures, s.LastError = time.Time{}, 0, ""
+		s.Failures, s.LastError = 0, ""
 	case events.DockerStop:
 		if !s.ours(e.Time) {
 			s.UserStopped = true
@@ -210,20 +222,45 @@ func Fold(s State, e events.Event) State {
 		if stops(e.Data.Signal) && !s.ours(e.Time) {
 			s.UserStopped = true
 		}
+	case events.DockerDie:
+		s.Died, s.DiedAt = true, e.Time
+	}
+	s.HealthySince, s.LongestHealthy = followHealth(s.HealthySince, s.LongestHealthy, e)
+	return s
+}
+
+// followHealth is since (when the container turned healthy, zero unless it
+// is) and longest (the longest healthy stretch ended) after event e.
+func followHealth(since time.Time, longest time.Duration, e events.Event) (time.Time, time.Duration) {
+	switch e.Kind() {
+	case events.DockerStart:
+		since = time.Time{}
 	case events.DockerHealthy:
-		if s.HealthySince.IsZero() {
-			s.HealthySince = e.Time
+		if since.IsZero() {
+			since = e.Time
 		}
 	case events.DockerUnhealthy, events.DockerDie:
-		if !s.HealthySince.IsZero() {
-			s.LongestHealthy = max(s.LongestHealthy, e.Time.Sub(s.HealthySince))
-			s.HealthySince = time.Time{}
-		}
-		if e.Kind() == events.DockerDie {
-			s.Died, s.DiedAt = true, e.Time
+		if !since.IsZero() {
+			longest = max(longest, e.Time.Sub(since))
+			since = time.Time{}
 		}
 	}
-	return s
+	return since, longest
+}
+
+// follow is c after event e, folded into s: what e would have done to the
+// counters had the claim's decision not been made.
+func (c Counters) follow(s State, e events.Event) Counters {
+	c.HealthySince, c.LongestHealthy = followHealth(c.HealthySince, c.LongestHealthy, e)
+	switch e.Kind() {
+	case events.DockerStart:
+		c.Stopped = false
+	case events.DockerStop:
+		c.Stopped = c.Stopped || s.ours(e.Time)
+	case events.DockerKill:
+		c.Stopped = c.Stopped || stops(e.Data.Signal) && s.ours(e.Time)
+	}
+	return c
 }
 
 // ours says whether a kill or stop at t is our restart's: one was sent
