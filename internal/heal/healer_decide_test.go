@@ -18,12 +18,14 @@ import (
 
 // scripted is a fake Docker whose restarts do what the test says.
 type scripted struct {
-	mu       sync.Mutex
-	restart  func(ctx context.Context, id string, timeout time.Duration) error
-	inspect  events.Container
-	restarts []string
-	stops    []string
-	inspects int
+	mu      sync.Mutex
+	restart func(ctx context.Context, id string, timeout time.Duration) error
+	inspect events.Container
+	// inspectPanics: Inspect panics, as a bug on some input would.
+	inspectPanics bool
+	restarts      []string
+	stops         []string
+	inspects      int
 }
 
 func (s *scripted) Restart(ctx context.Context, id string, timeout time.Duration) error {
@@ -49,6 +51,9 @@ func (s *scripted) Inspect(_ context.Context, id string) (events.Container, erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inspects++
+	if s.inspectPanics {
+		panic("inspect: a bug")
+	}
 	c := s.inspect
 	c.ID, c.Name, c.Labels = id, "c-"+id, selected
 	return c, nil
@@ -287,4 +292,49 @@ func (s *scripted) Recreate(context.Context, string, string, bool, func(string))
 
 func (s *scripted) ComposeDependents(context.Context, events.Container) ([]events.Container, error) {
 	return nil, nil
+}
+
+// A panic in a restart ends the container's claim. Before the restart was
+// sent, the claim is dropped and spends nothing; after, it is spent, and a
+// user's stop that follows is the user's, not taken for our restart's.
+func TestAPanicInARestartEndsItsClaim(t *testing.T) {
+	t.Run("sent", func(t *testing.T) {
+		d := &scripted{restart: func(context.Context, string, time.Duration) error { panic("restart: a bug") }}
+		p := &publisher{}
+		h := New(Options{Host: "h", Label: "healme", Policy: policy(), MaxConcurrent: 1, Docker: d, Publisher: p, Log: slog.New(slog.DiscardHandler)})
+		run(t, h)
+		h.Handle(sick("a", selected))
+		waitFor(t, "the panic told", func() bool { return len(p.find(events.HealerPanic, "")) == 1 })
+		waitFor(t, "a's claim ended", func() bool { s := h.State("a"); return !s.InFlight })
+		h.Handle(events.Observed{Kind: events.DockerKill, ContainerID: "a", Name: "c-a", Labels: selected, Signal: "15", DockerTime: time.Now().Add(time.Second)})
+		if s := h.State("a"); !s.UserStopped || s.Claimed.Held || s.Attempt != 1 {
+			t.Errorf("a's state %+v: want the restart spent, and the stop after it the user's", s)
+		}
+	})
+	t.Run("not sent", func(t *testing.T) {
+		release := make(chan struct{})
+		d := &scripted{restart: func(_ context.Context, id string, _ time.Duration) error {
+			if id == "a" {
+				<-release
+			}
+			return nil
+		}}
+		p := &publisher{}
+		h := New(Options{Host: "h", Label: "healme", Policy: policy(), MaxConcurrent: 1, Docker: d, Publisher: p, Log: slog.New(slog.DiscardHandler)})
+		run(t, h)
+		h.Handle(sick("a", selected))
+		waitFor(t, "a's restart sent", func() bool { return d.count("a") == 1 })
+		h.Handle(sick("b", selected))
+		d.mu.Lock()
+		d.inspectPanics = true // b's look before sending
+		d.mu.Unlock()
+		close(release)
+		waitFor(t, "b's claim dropped", func() bool { return len(p.find(events.RestartSkipped, "c-b")) == 1 })
+		if got, want := p.find(events.RestartSkipped, "c-b")[0].Data.Reason, ReasonDropped+": "+ReasonPanic; got != want {
+			t.Errorf("b skipped for %q, want %q", got, want)
+		}
+		if s := h.State("b"); s.InFlight || s.Pending || s.Claimed.Held || s.Attempt != 0 || d.count("b") != 0 {
+			t.Errorf("b's state %+v, %d restarts: want the claim dropped, nothing spent or sent", s, d.count("b"))
+		}
+	})
 }

@@ -88,6 +88,24 @@ func (h *Healer) send(id string, p config.Policy, action string) error {
 	return err
 }
 
+// endClaimAfterPanic ends the container's claim after a panic in its
+// restart; h.mu is held. Not sent yet, it is dropped, as a look before
+// sending would drop it, and spends nothing. Maybe sent, it is spent and
+// done now: a stop from now on is not taken for our restart's.
+func (h *Healer) endClaimAfterPanic(o events.Observed, cause string, p config.Policy) {
+	e := h.entry(o.ContainerID)
+	if !e.state.InFlight {
+		return
+	}
+	pending := e.state.Pending
+	e.state.InFlight, e.state.Pending = false, false
+	if pending {
+		h.decision(e, events.RestartSkipped, cause, o, Decision{Verdict: Skip, Reason: ReasonDropped + ": " + ReasonPanic}, p)
+		return
+	}
+	e.state.RestartDone, e.state.Claimed = h.o.Now(), Counters{}
+}
+
 // acquire takes a restart slot, and reports whether it had to wait for one.
 func (h *Healer) acquire() bool {
 	select {
@@ -109,8 +127,7 @@ func (h *Healer) restart(o events.Observed, cause string, req events.Event, p co
 				<-h.sem
 			}
 			h.mu.Lock()
-			e := h.entry(o.ContainerID)
-			e.state.InFlight, e.state.Pending = false, false
+			h.endClaimAfterPanic(o, cause, p)
 			h.mu.Unlock()
 			panic(r)
 		}

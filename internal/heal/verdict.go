@@ -82,6 +82,9 @@ const (
 	// ReasonDropped starts the reason of a claimed restart that was never
 	// sent: nothing of ours is in flight after it.
 	ReasonDropped = "queued restart dropped"
+	// ReasonPanic follows ReasonDropped when a bug ended the claim (told as
+	// healer.panic).
+	ReasonPanic = "a bug in the healer (healer.panic)"
 )
 
 // ParentRestartedReason is the reason of a dependent's restart because
