@@ -62,6 +62,8 @@ type Runner struct {
 	// Sent is told of each attempt's result; nil drops it.
 	Sent func(target, result string)
 
+	// repeats holds back a bug told within the hour.
+	repeats repeats
 	// pos is the stream sequence of the last event handled (sent, or not
 	// for this target) and posTime its time: where a lost consumer resumes.
 	pos     uint64
@@ -151,11 +153,17 @@ func (r *Runner) deliver(ctx context.Context, msgs []jetstream.Msg) {
 	for _, err := range b.Undecodable {
 		r.Log.Warn("notifier: skipping undecodable event", "err", err)
 	}
-	if len(b.Wanted) > 0 && !r.send(ctx, b.Wanted, msgs) {
+	now := time.Now()
+	wanted, held, parts := r.repeats.keep(b.Wanted, now)
+	if held > 0 {
+		r.Log.Debug("notifier: a bug told within the hour is not told again", "target", r.Target.Name(), "held_back", held)
+	}
+	if len(wanted) > 0 && !r.send(ctx, wanted, msgs) {
 		// Stopping: hand the events back for the next run.
 		nak(msgs)
 		return
 	}
+	r.repeats.mark(parts, now)
 	// Handled, acked or not: a consumer made again starts after them.
 	r.pos, r.posTime = b.Pos, b.PosTime
 	r.Log.Debug("notifier: handled events", "target", r.Target.Name(), "events", len(msgs), "wanted", len(b.Wanted), "already_told", b.Stale, "stream_seq", r.pos)
