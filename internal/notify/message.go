@@ -95,7 +95,7 @@ func what(e events.Event) string {
 	case events.RecreateFailed:
 		return "could not be recreated, left as it was"
 	case events.HealerPanic:
-		return "a bug in the healer was caught; what it was handling was dropped, and healing goes on"
+		return "a bug in HealMyDocker was caught; what it was handling was dropped, and it goes on"
 	}
 	return string(e.Kind())
 }

@@ -35,7 +35,7 @@ func TestDefaultTemplateCarriesTheLogTail(t *testing.T) {
 				"[h1] db: restart failed: boom"},
 		{"no tail, no block", []events.Event{plain}, "[h1] db: restart failed: boom"},
 		{"a bug caught", []events.Event{events.New(events.HealerPanic, "4", at, "", events.Data{Host: "h1", Reason: "docker watcher sink", Error: "index out of range <!here>"})},
-			"[h1] a bug in the healer was caught; what it was handling was dropped, and healing goes on (docker watcher sink): index out of range &lt;!here&gt;"},
+			"[h1] a bug in HealMyDocker was caught; what it was handling was dropped, and it goes on (docker watcher sink): index out of range &lt;!here&gt;"},
 	} {
 		got, err := Render(tmpl, tc.evs, EscapeSlack)
 		if err != nil {
