@@ -48,9 +48,12 @@ func routesBucketConfig() jetstream.KeyValueConfig {
 		Storage:      jetstream.FileStorage,
 		History:      1,
 		MaxBytes:     RoutesMaxBytes,
-		MaxValueSize: 64 << 10,
+		MaxValueSize: routeValueMax,
 	}
 }
+
+// routeValueMax bounds one route's stored value: a few hundred containers.
+const routeValueMax = 64 << 10
 
 // OpenRoutesBucket creates the bucket if it is missing and returns it.
 func OpenRoutesBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
@@ -151,6 +154,38 @@ func prune(v RouteValue) RouteValue {
 		v.IDs = nil
 	}
 	return v
+}
+
+// fit drops from v the containers seen longest ago until its value is at
+// most limit bytes, and returns it with how many it dropped: a route named
+// by more containers than a value holds keeps those seen last, whose events
+// are the ones still coming, rather than failing to store at all.
+func fit(v RouteValue, limit int) (RouteValue, []byte, int) {
+	b, _ := json.Marshal(v)
+	dropped := 0
+	for len(b) > limit && len(v.Containers) > 0 {
+		names := make([]string, 0, len(v.Containers))
+		for c := range v.Containers {
+			names = append(names, c)
+		}
+		// Oldest first; the same second, by name, so each store drops the same.
+		slices.SortFunc(names, func(a, b string) int {
+			if d := v.Containers[a] - v.Containers[b]; d != 0 {
+				return int(max(min(d, 1), -1))
+			}
+			return strings.Compare(a, b)
+		})
+		// A share of the excess at a time, at least one.
+		n := max(1, len(names)*(len(b)-limit)/len(b)+1)
+		for _, c := range names[:min(n, len(names))] {
+			delete(v.Containers, c)
+			delete(v.Levels, c)
+			dropped++
+		}
+		v = prune(v)
+		b, _ = json.Marshal(v)
+	}
+	return v, b, dropped
 }
 
 // ParseRouteValue reads a bucket value; a bare URL is the older form.

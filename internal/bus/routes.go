@@ -239,7 +239,27 @@ func (r *Routes) store(ctx context.Context, id string) error {
 	if len(merged.Levels) == 0 {
 		merged.Levels = nil
 	}
-	b, _ := json.Marshal(merged)
+	merged, b, dropped := fit(merged, routeValueMax)
+	if dropped > 0 {
+		r.log.Warn("notify route too large to store whole; the containers seen naming it longest ago are dropped from it, and their events go to the default targets",
+			"target", id, "dropped", dropped, "kept", len(merged.Containers))
+		r.mu.Lock()
+		// Forgotten here too: seen again, a container is recorded again.
+		if mem, ok := r.routes[id]; ok {
+			mem = without(mem, "") // a copy: the maps are changed below
+			for c := range mem.Containers {
+				if _, kept := merged.Containers[c]; !kept {
+					delete(mem.Containers, c)
+					delete(mem.Levels, c)
+					if r.where[c] == id {
+						delete(r.where, c)
+					}
+				}
+			}
+			r.routes[id] = prune(mem)
+		}
+		r.mu.Unlock()
+	}
 	if err == nil && bytes.Equal(e.Value(), b) {
 		return nil
 	}

@@ -238,3 +238,40 @@ func TestRoutesSweepForgetsIdleContainers(t *testing.T) {
 		}
 	}
 }
+
+// A route named by more containers than one value holds keeps those seen
+// last and drops the rest, instead of failing to store: the bucket refuses
+// a value over routeValueMax.
+func TestRoutesKeepTheNewestContainersOfAFullRoute(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	ctx, kv, r, drain := testRoutes(t, &now)
+	const n = 700
+	name := func(i int) string { return fmt.Sprintf("ci-job-%04d-with-a-long-generated-name-%032d", i, i) }
+	for i := range n {
+		now = now.Add(time.Second)
+		r.Record(name(i), fmt.Sprintf("%064d", i), "", "", "debug")
+		drain()
+	}
+	e, err := kv.Get(ctx, DefaultTargetsKey)
+	if err != nil {
+		t.Fatalf("the full route was not stored: %v", err)
+	}
+	v := ParseRouteValue(e.Value())
+	if len(e.Value()) > routeValueMax || len(v.Containers) == 0 || len(v.Containers) == n {
+		t.Fatalf("stored %d bytes, %d containers of %d", len(e.Value()), len(v.Containers), n)
+	}
+	for i := n - len(v.Containers); i < n; i++ {
+		if v.Levels[name(i)] != "debug" || v.IDs[fmt.Sprintf("%064d", i)].Name != name(i) {
+			t.Fatalf("the %d newest are not all kept: %s is missing (%d kept)", len(v.Containers), name(i), len(v.Containers))
+		}
+	}
+	// One dropped and seen again is recorded again, as the newest.
+	old := name(0)
+	now = now.Add(time.Second)
+	r.Record(old, fmt.Sprintf("%064d", 0), "", "", "info")
+	drain()
+	e, _ = kv.Get(ctx, DefaultTargetsKey)
+	if v := ParseRouteValue(e.Value()); v.Levels[old] != "info" {
+		t.Errorf("%s, seen again, is not in the route", old)
+	}
+}
