@@ -81,11 +81,17 @@ func (rt Route) target() string {
 }
 
 // subjects are the stream subjects of the route's containers: on the
-// route's host when it came from one, else on any host.
+// route's host when it came from one, else on any host. A host's route
+// that names no container (the older form) reads all of its host's events,
+// never every host's: none (read all) would have another host's events
+// routed to its target id go to the URL this host stored under that id.
 func (rt Route) subjects() []string {
 	host := "*"
 	if rt.Host != "" {
 		host = events.SanitizeToken(rt.Host)
+		if len(rt.Containers) == 0 {
+			return []string{events.SubjectRoot + "." + host + ".>"}
+		}
 	}
 	var s []string
 	for _, c := range rt.Containers {
