@@ -440,7 +440,8 @@ func (a *App) notifier() (*notify.Service, error) {
 	return notify.NewService(notify.Settings{
 		URLs: a.cfg.NotifyURL.Reveal(), Level: a.cfg.NotifyLevel, GroupWait: a.cfg.NotifyGroupWait, MaxBackoff: a.cfg.NotifyMaxBackoff,
 		Username: a.cfg.NotifyUsername, TemplateFile: a.cfg.NotifyTemplateFile,
-		Sent: func(target, result string) { a.sent.WithLabelValues(target, result).Inc() },
+		Sent:         func(target, result string) { a.sent.WithLabelValues(target, result).Inc() },
+		LabelTargets: a.cfg.Policy.NotifyLabelTargets,
 	}, a.bus.JetStream(), bus.EventsStream, a.host, a.pub, a.log.With("component", "notifier"))
 }
 

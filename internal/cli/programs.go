@@ -30,7 +30,7 @@ func Cleaner(version, commit string) program.Daemon {
 func startNotifier(ctx context.Context, cfg config.Config, b Bus, log *slog.Logger) ([]func(context.Context) error, error) {
 	svc, err := notify.NewService(notify.Settings{
 		URLs: cfg.NotifyURL.Reveal(), Level: cfg.NotifyLevel, GroupWait: cfg.NotifyGroupWait, MaxBackoff: cfg.NotifyMaxBackoff,
-		Username: cfg.NotifyUsername, TemplateFile: cfg.NotifyTemplateFile,
+		Username: cfg.NotifyUsername, TemplateFile: cfg.NotifyTemplateFile, LabelTargets: cfg.Policy.NotifyLabelTargets,
 	}, b.JetStream, cfg.EventsStream, notifierHost(cfg.HostName), b.Publisher, log)
 	if err != nil {
 		return nil, err

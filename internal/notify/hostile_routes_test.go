@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +132,41 @@ func TestHubRouteWithoutContainersGetsNoOtherHostsEvents(t *testing.T) {
 	time.Sleep(quiet)
 	if got := evil.All(); len(got) > 0 {
 		t.Errorf("host-b's container's events went to another host's URL: %q", got)
+	}
+}
+
+// notify_label_targets holds for the routes a notifier reads, not only for
+// the labels the healer reads: a route stored before the healer restarted
+// with it tightened stays a day in the bucket, and a hub's notifier reads
+// the routes every host stored, whatever that host allows. A route it does
+// not allow is not followed: its containers' events go to the default
+// targets.
+func TestNotifierFollowsOnlyTheTargetsItsPolicyAllows(t *testing.T) {
+	for _, c := range []struct{ name, allow, key string }{
+		{"off, a route stored before the healer restarted", "off", ""},
+		{"a host list, a hub reading a host's route", "chat.example", "host-a."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := newRoutesRig(t, Settings{LabelTargets: c.allow})
+			evil := testkit.NewSlack(t)
+			url := evil.URL + "/steal"
+			id := events.NotifyTargetID(url)
+			g.put(t, c.key+id, route(url, "web", "cid-web"))
+			host := strings.TrimSuffix(c.key, ".")
+			if host == "" {
+				host = "h"
+			}
+			g.restart(host, "web", "cid-web")
+			if _, ok := g.def.WaitText(10*time.Second, "web: restarted"); !ok {
+				t.Error("the default target did not get the restart of a container whose own target is not allowed")
+			}
+			time.Sleep(quiet)
+			if got := evil.All(); len(got) > 0 {
+				t.Errorf("a target that notify_label_targets=%s does not allow got %q", c.allow, got)
+			}
+			if !strings.Contains(g.log.String(), "notify_label_targets") {
+				t.Error("the refused route is not logged")
+			}
+		})
 	}
 }

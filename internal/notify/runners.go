@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/healmydocker/healmydocker/internal/bus"
+	"github.com/healmydocker/healmydocker/internal/config"
 	"github.com/healmydocker/healmydocker/internal/events"
 	"github.com/healmydocker/healmydocker/internal/safe"
 )
@@ -34,6 +35,12 @@ type Settings struct {
 	// Sent is told of each delivery attempt's result (ok, error, refused)
 	// by target; nil drops it.
 	Sent func(target, result string)
+	// LabelTargets is notify_label_targets: which of the routes' URLs
+	// are followed (empty any, off none, else a comma list of schemes and
+	// hosts). The healer checks labels by it too, but the bucket keeps a
+	// route a day after the healer restarted with it tightened, and a hub's
+	// notifier reads routes that hosts stored under their own settings.
+	LabelTargets string
 }
 
 // SplitURLs returns the target URLs in s.
@@ -126,6 +133,8 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 		subjects string
 	}
 	running := map[string]*routeRun{}
+	// refused holds the routes not followed, to say so once each.
+	refused := map[string]bool{}
 	for _, r := range sv.defaults {
 		running[r.ID] = &routeRun{}
 		wg.Go(func() { sv.run(ctx, r) })
@@ -143,6 +152,21 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 			if rt.ID == "" {
 				sv.routing.Ready()
 				continue
+			}
+			if rt.URL != "" && !rt.Deleted {
+				if err := config.LabelTargetAllowed(sv.s.LabelTargets, rt.URL); err != nil {
+					if !refused[rt.ID] {
+						sv.log.Warn("notifier: a container target that notify_label_targets does not allow is not followed; its containers' events go to the default targets",
+							"id", rt.ID, "target", Redact(rt.URL), "err", err)
+					}
+					refused[rt.ID] = true
+					// As if deleted: out of the table, its runner stopped.
+					rt = Route{ID: rt.ID, Host: rt.Host, durable: rt.durable, Revision: rt.Revision, Deleted: true}
+				} else {
+					delete(refused, rt.ID)
+				}
+			} else if rt.Deleted {
+				delete(refused, rt.ID)
 			}
 			sv.routing.Apply(rt)
 			if rt.URL == "" && !rt.Deleted {
