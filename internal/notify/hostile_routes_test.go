@@ -111,18 +111,20 @@ const quiet = 3 * time.Second
 // bare URL, or a value without its containers) under the id of another
 // host's target must not read the other hosts' events: a compromised host
 // would have another host's containers' events, and their log tails, sent
-// to a URL of its choosing.
+// to a URL of its choosing. Such a route under its URL's id reads its own
+// host's events only (else the target would hear host-b's twice); under
+// another URL's, it is not followed.
 func TestHubRouteWithoutContainersGetsNoOtherHostsEvents(t *testing.T) {
 	g := newRoutesRig(t, Settings{})
 	b, evil := testkit.NewSlack(t), testkit.NewSlack(t)
 	urlB := b.URL + "/hooks/b"
 	id := events.NotifyTargetID(urlB)
 	g.put(t, "host-b."+id, route(urlB, "web", "cid-b"))
-	// host-a stores, under the same id, a bare URL; host-c a value with no
-	// containers.
-	g.put(t, "host-a."+id, []byte(evil.URL+"/steal-a"))
+	// host-a stores the same URL bare; host-c a value with no containers
+	// and its own URL, under host-b's target id.
+	g.put(t, "host-a."+id, []byte(urlB))
 	g.put(t, "host-c."+id, []byte(`{"url":"`+evil.URL+`/steal-c"}`))
-	for _, h := range []string{"host-a", "host-b", "host-c"} {
+	for _, h := range []string{"host-a", "host-b"} {
 		g.waitConsumer(t, h+"_"+id)
 	}
 	g.restart("host-b", "web", "cid-b")
@@ -132,6 +134,9 @@ func TestHubRouteWithoutContainersGetsNoOtherHostsEvents(t *testing.T) {
 	time.Sleep(quiet)
 	if got := evil.All(); len(got) > 0 {
 		t.Errorf("host-b's container's events went to another host's URL: %q", got)
+	}
+	if got := b.All(); len(got) != 1 {
+		t.Errorf("host-b's target got %q, want its restart once: another host's route read it", got)
 	}
 }
 
@@ -166,6 +171,46 @@ func TestNotifierFollowsOnlyTheTargetsItsPolicyAllows(t *testing.T) {
 			}
 			if !strings.Contains(g.log.String(), "notify_label_targets") {
 				t.Error("the refused route is not logged")
+			}
+		})
+	}
+}
+
+// A route the notifier cannot follow (its URL makes no target, or its key
+// is not its URL's id, as no healer stores it: a key with a dot names no
+// consumer) is said once, and its containers' events go to the default
+// targets: before, they went nowhere, or its runner tried for ever to make
+// a consumer that cannot be.
+func TestNotifierSendsTheEventsOfARouteItCannotFollowToTheDefaultTargets(t *testing.T) {
+	for _, c := range []struct {
+		name, host string
+		key        func(url string) string
+		url        func(evil string) string
+		said       string
+	}{
+		{"a URL Shoutrrr does not know", "h", events.NotifyTargetID, func(string) string { return "telegram://host" }, "not a service URL"},
+		{"a hub key with a dot in its id", "host-a", func(string) string { return "host-a.x.y" }, func(evil string) string { return evil + "/steal" }, "is not its URL's id"},
+		{"a key that is not its URL's id", "h", func(string) string { return "notify-000000000000" }, func(evil string) string { return evil + "/steal" }, "is not its URL's id"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := newRoutesRig(t, Settings{})
+			evil := testkit.NewSlack(t)
+			url := c.url(evil.URL)
+			g.put(t, c.key(url), route(url, "web", "cid-web"))
+			g.restart(c.host, "web", "cid-web")
+			if _, ok := g.def.WaitText(10*time.Second, "web: restarted"); !ok {
+				t.Error("the default target did not get the restart of a container whose own target cannot be followed")
+			}
+			time.Sleep(quiet)
+			if got := evil.All(); len(got) > 0 {
+				t.Errorf("a route that cannot be followed was: %q", got)
+			}
+			log := g.log.String()
+			if !strings.Contains(log, c.said) {
+				t.Errorf("the route is not said to be unfollowed with %q", c.said)
+			}
+			if strings.Contains(log, "cannot make the target's consumer") {
+				t.Error("a consumer that cannot be made is tried again")
 			}
 		})
 	}

@@ -153,19 +153,16 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 				sv.routing.Ready()
 				continue
 			}
-			if rt.URL != "" && !rt.Deleted {
-				if err := config.LabelTargetAllowed(sv.s.LabelTargets, rt.URL); err != nil {
-					if !refused[rt.ID] {
-						sv.log.Warn("notifier: a container target that notify_label_targets does not allow is not followed; its containers' events go to the default targets",
-							"id", rt.ID, "target", Redact(rt.URL), "err", err)
-					}
-					refused[rt.ID] = true
-					// As if deleted: out of the table, its runner stopped.
-					rt = Route{ID: rt.ID, Host: rt.Host, durable: rt.durable, Revision: rt.Revision, Deleted: true}
-				} else {
-					delete(refused, rt.ID)
+			target, err := sv.follow(rt)
+			if err != nil {
+				if !refused[rt.ID] {
+					sv.refuse(rt, err)
 				}
-			} else if rt.Deleted {
+				refused[rt.ID] = true
+				// As if deleted: out of the table, so that its containers'
+				// events go to the default targets, and its runner stopped.
+				rt = Route{ID: rt.ID, Host: rt.Host, durable: rt.durable, Revision: rt.Revision, Deleted: true}
+			} else {
 				delete(refused, rt.ID)
 			}
 			sv.routing.Apply(rt)
@@ -197,17 +194,6 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 			if cur != nil && (cur.stop == nil || cur.subjects == key) {
 				continue
 			}
-			target, err := NewTarget(rt.URL, sv.s.Username)
-			if err != nil {
-				// Not fatal: the container's events go nowhere, but every
-				// other target keeps working.
-				sv.log.Error("notifier: a container's notify URL is not usable; its events are not sent", "target", rt.ID, "err", err)
-				sv.pub.Publish(events.New(events.NotifyFailed, uuid.NewString(), time.Now(), "", events.Data{
-					Host: sv.host, Error: err.Error(), NotifyTarget: rt.ID,
-				}))
-				running[rt.ID] = &routeRun{subjects: key}
-				continue
-			}
 			if cur != nil {
 				// Its containers changed: a new runner with the new filter.
 				cur.stop()
@@ -221,6 +207,42 @@ func (sv *Service) Run(ctx context.Context, routes <-chan Route) error {
 			sv.log.Info("notifying a container's own target", "target", target.Name(), "id", rt.ID, "containers", len(rt.Containers))
 			wg.Go(func() { sv.run(rctx, r) })
 		}
+	}
+}
+
+// errNotUsable marks a route whose URL makes no target.
+var errNotUsable = errors.New("its URL makes no target")
+
+// follow is the target of rt's URL, nil for none (a route of levels alone,
+// or one deleted); an error says why rt is not followed: its key is not
+// its URL's id, as a healer stores it (a key with a dot names no
+// consumer), notify_label_targets does not allow it, or its URL makes no
+// target.
+func (sv *Service) follow(rt Route) (Target, error) {
+	if rt.URL == "" || rt.Deleted {
+		return nil, nil
+	}
+	if id, want := rt.target(), events.NotifyTargetID(rt.URL); id != want {
+		return nil, fmt.Errorf("its key's id %q is not its URL's id, %s", id, want)
+	}
+	if err := config.LabelTargetAllowed(sv.s.LabelTargets, rt.URL); err != nil {
+		return nil, err
+	}
+	target, err := NewTarget(rt.URL, sv.s.Username)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNotUsable, err)
+	}
+	return target, nil
+}
+
+// refuse says that rt is not followed, and why: a URL that makes no target
+// is told to the default targets too, as it was a label's.
+func (sv *Service) refuse(rt Route, err error) {
+	sv.log.Warn("notifier: a container target is not followed; its containers' events go to the default targets", "id", rt.ID, "err", err)
+	if errors.Is(err, errNotUsable) {
+		sv.pub.Publish(events.New(events.NotifyFailed, uuid.NewString(), time.Now(), "", events.Data{
+			Host: sv.host, Error: err.Error(), NotifyTarget: rt.ID,
+		}))
 	}
 }
 
