@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"crypto/sha256"
 	"time"
 
 	"github.com/healmydocker/healmydocker/internal/events"
@@ -33,7 +34,7 @@ func (r *repeats) keep(evs []events.Event, now time.Time) (kept []events.Event, 
 			kept = append(kept, e)
 			continue
 		}
-		key := e.Data.Host + "\x00" + e.Data.Reason
+		key := partKey(e)
 		if at, ok := r.told[key]; ok && now.Sub(at) < panicRepeat || seen[key] {
 			held++
 			continue
@@ -43,6 +44,13 @@ func (r *repeats) keep(evs []events.Event, now time.Time) (kept []events.Event, 
 		kept = append(kept, e)
 	}
 	return kept, held, parts
+}
+
+// partKey names a bug's part, host and where, in a fixed size: both come
+// from the stream, and a compromised host can make them megabytes.
+func partKey(e events.Event) string {
+	sum := sha256.Sum256([]byte(e.Data.Host + "\x00" + e.Data.Reason))
+	return string(sum[:])
 }
 
 // mark remembers that parts were told at now.

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,4 +73,29 @@ func ids(evs []events.Event) []string {
 		out = append(out, e.ID)
 	}
 	return out
+}
+
+// The memory is bounded in bytes too: a healer.panic's Reason comes from
+// the stream, and a compromised host can make each one a distinct
+// near-megabyte; a thousand kept whole would be a gigabyte per runner.
+func TestRepeatsBoundTheBytesTheyHold(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 24, 1, 0, 0, 0, time.UTC)
+	var r repeats
+	for i := range 50 {
+		big := strings.Repeat("x", 64<<10) + time.Duration(i).String()
+		bug := events.New(events.HealerPanic, "x", at, "", events.Data{Host: strings.Repeat("h", 64<<10), Reason: big})
+		_, _, parts := r.keep([]events.Event{bug}, at)
+		r.mark(parts, at)
+		if got, _, _ := r.keep([]events.Event{bug}, at); len(got) != 0 {
+			t.Fatal("a bug told is told again within the hour")
+		}
+	}
+	held := 0
+	for k := range r.told {
+		held += len(k)
+	}
+	if held > 50*256 {
+		t.Errorf("%d parts hold %d bytes of keys; want them bounded, not the reasons whole", len(r.told), held)
+	}
 }
