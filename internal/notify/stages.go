@@ -8,6 +8,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/healmydocker/healmydocker/internal/events"
+	"github.com/healmydocker/healmydocker/internal/safe"
 )
 
 // The notifier is a pipeline: a JetStream source (source.go) hands each
@@ -110,7 +111,8 @@ func planBatch(msgs []received, pos uint64, posTime time.Time, takes func(events
 		}
 		e, err := events.Unmarshal(m.Data)
 		if err != nil {
-			b.Undecodable = append(b.Undecodable, fmt.Errorf("%s: %w", m.Subject, err))
+			// Bounded: the decoder quotes the message's id and version.
+			b.Undecodable = append(b.Undecodable, fmt.Errorf("%s: %s", safe.Bound(m.Subject, 256), safe.Bound(err.Error(), 512)))
 			continue
 		}
 		if takes(e) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"text/template"
@@ -348,5 +349,19 @@ func TestRoutingByContainerID(t *testing.T) {
 		if got := destination(e, r); got != c.want {
 			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
 		}
+	}
+}
+
+// What planBatch says of a message that is not an event is bounded: the
+// decoder quotes its id and version, which a publisher can make as large
+// as a message, and every runner logs it.
+func TestPlanBatchBoundsWhatItSaysOfAMessage(t *testing.T) {
+	data := []byte(`{"specversion":"0.1","id":"` + strings.Repeat("x", 512<<10) + `"}`)
+	got := planBatch([]received{{Subject: "hmd.h.web.x", Data: data}}, 0, time.Time{}, func(events.Event) bool { return true })
+	if len(got.Undecodable) != 1 {
+		t.Fatalf("undecodable: %d, want 1", len(got.Undecodable))
+	}
+	if s := got.Undecodable[0].Error(); len(s) > 2048 || !strings.Contains(s, "hmd.h.web.x") {
+		t.Errorf("said of it: %d bytes (want at most 2 KB, naming the subject): %.200s", len(s), s)
 	}
 }
