@@ -227,14 +227,17 @@ func (r *Routes) store(ctx context.Context, id string) error {
 		}
 	}
 	merged = prune(merged)
-	if len(merged.Containers) == 0 {
+	remove := func() error {
 		if err == nil {
-			// Every container that named it moved elsewhere.
 			if derr := kv.Delete(ctx, id, jetstream.LastRevision(e.Revision())); derr != nil {
 				return fmt.Errorf("remove route %s: %w", id, derr)
 			}
 		}
 		return nil
+	}
+	if len(merged.Containers) == 0 {
+		// Every container that named it moved elsewhere.
+		return remove()
 	}
 	if len(merged.Levels) == 0 {
 		merged.Levels = nil
@@ -259,6 +262,11 @@ func (r *Routes) store(ctx context.Context, id string) error {
 			r.routes[id] = prune(mem)
 		}
 		r.mu.Unlock()
+	}
+	if len(merged.Containers) == 0 {
+		// Its URL alone fills a value: stored with no container it would
+		// be the older form, whose consumer reads every container's events.
+		return remove()
 	}
 	if err == nil && bytes.Equal(e.Value(), b) {
 		return nil

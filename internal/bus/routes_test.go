@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -273,5 +274,23 @@ func TestRoutesKeepTheNewestContainersOfAFullRoute(t *testing.T) {
 	e, _ = kv.Get(ctx, DefaultTargetsKey)
 	if v := ParseRouteValue(e.Value()); v.Levels[old] != "info" {
 		t.Errorf("%s, seen again, is not in the route", old)
+	}
+}
+
+// A URL so long that no container fits beside it in one value (a label
+// can be that long) is not stored with none: a route that names no
+// container is the older form, whose consumer reads every container's
+// events.
+func TestRoutesDoNotStoreAURLWithoutItsContainers(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	ctx, kv, r, drain := testRoutes(t, &now)
+	url := "https://chat.example/hooks/" + strings.Repeat("a", routeValueMax-64)
+	r.Record("web", "cid-web", "notify-long", url, "")
+	drain()
+	e, err := kv.Get(ctx, "notify-long")
+	if err == nil {
+		t.Errorf("stored a route that names no container: %d bytes, %d containers", len(e.Value()), len(ParseRouteValue(e.Value()).Containers))
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatal(err)
 	}
 }
