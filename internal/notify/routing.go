@@ -107,9 +107,38 @@ func (t *Routing) Apply(rt Route) {
 			}
 			ids[id] = true
 		}
-		t.by[k][rt.ID] = seenDestination{Destination{Target: target, Level: rt.Levels[c]}, rt.Seen[c], ids}
-		t.byRoute[rt.ID] = append(t.byRoute[rt.ID], k)
+		d := seenDestination{Destination{Target: target, Level: rt.Levels[c]}, rt.Seen[c], ids}
+		if prev, ok := t.by[k][rt.ID]; ok {
+			// Another name of this route that subjects spell alike (x.y,
+			// x_y): both names' containers are the route's, at the level
+			// of the one seen last.
+			d = merged(prev, d)
+		} else {
+			t.byRoute[rt.ID] = append(t.byRoute[rt.ID], k)
+		}
+		t.by[k][rt.ID] = d
 	}
+}
+
+// merged is one destination for two names of a route under one key: the
+// ids of both (any, if either takes any), the newer's level.
+func merged(a, b seenDestination) seenDestination {
+	if b.seen < a.seen {
+		a, b = b, a
+	}
+	if a.ids == nil || b.ids == nil {
+		b.ids = nil
+		return b
+	}
+	ids := make(map[string]bool, len(a.ids)+len(b.ids))
+	for id := range a.ids {
+		ids[id] = true
+	}
+	for id := range b.ids {
+		ids[id] = true
+	}
+	b.ids = ids
+	return b
 }
 
 // catchUpBound bounds how long a group waits for routes on their way.

@@ -365,3 +365,21 @@ func TestPlanBatchBoundsWhatItSaysOfAMessage(t *testing.T) {
 		t.Errorf("said of it: %d bytes (want at most 2 KB, naming the subject): %.200s", len(s), s)
 	}
 }
+
+// Container names that subjects spell alike (x.y and x_y) and name one
+// route are both its: the table keys them as subjects do, and the second
+// must not take the first's place, ids and all.
+func TestRoutingKeepsBothNamesThatSubjectsSpellAlike(t *testing.T) {
+	r := NewRouting()
+	r.Apply(RouteFromValue("notify-a", bus.RouteValue{URL: "https://a/", Containers: map[string]int64{"x.y": 1, "x_y": 2},
+		Levels: map[string]string{"x.y": "debug"},
+		IDs:    map[string]bus.RouteID{"c1": {Name: "x.y", Seen: 1}, "c2": {Name: "x_y", Seen: 2}}}))
+	for _, c := range []struct{ name, id string }{{"x.y", "c1"}, {"x_y", "c2"}} {
+		if got := r.Lookup("h", c.name, c.id); got.Target != "notify-a" {
+			t.Errorf("%s (%s): %+v, want its route's target", c.name, c.id, got)
+		}
+	}
+	if got := r.Lookup("h", "x.y", "c3"); got != (Destination{}) {
+		t.Errorf("another container under the name: %+v, want the default targets", got)
+	}
+}
