@@ -235,8 +235,8 @@ func (sv *Service) follow(rt Route) (Target, error) {
 	return target, nil
 }
 
-// refuse says that rt is not followed, and why: a URL that makes no target
-// is told to the default targets too, as it was a label's.
+// refuse says that rt is not followed, and why; a URL that makes no target
+// is also recorded on the stream as notify.failed, as it always was.
 func (sv *Service) refuse(rt Route, err error) {
 	sv.log.Warn("notifier: a container target is not followed; its containers' events go to the default targets", "id", rt.ID, "err", err)
 	if errors.Is(err, errNotUsable) {
