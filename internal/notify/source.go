@@ -182,6 +182,12 @@ func (r *Runner) collect(ctx context.Context, c jetstream.Consumer) ([]jetstream
 	}
 	msgs := []jetstream.Msg{first}
 	deadline := time.Now().Add(r.GroupWait)
+	// A group gathered for long says it is still at its messages every half
+	// keepAlive, not after each batch: a backlog comes a thousand at a time,
+	// and telling every message again each time was quadratic. A batch waits
+	// at most keepAlive, and deliver's own keepAlive starts as this ends, so
+	// none goes past the ack wait (15 s + 10 s < 30 s).
+	kept := time.Now()
 	for wait := time.Until(deadline); wait > 0 && ctx.Err() == nil; wait = time.Until(deadline) {
 		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(min(wait, keepAlive)))
 		if err != nil {
@@ -190,10 +196,9 @@ func (r *Runner) collect(ctx context.Context, c jetstream.Consumer) ([]jetstream
 		for m := range batch.Messages() {
 			msgs = append(msgs, m)
 		}
-		if time.Until(deadline) > 0 {
-			for _, m := range msgs {
-				_ = m.InProgress()
-			}
+		if time.Since(kept) >= keepAlive/2 && time.Until(deadline) > 0 {
+			inProgress(msgs)
+			kept = time.Now()
 		}
 	}
 	return msgs, nil
