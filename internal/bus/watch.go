@@ -74,19 +74,9 @@ func Connect(url, user, password, token, name string, tls TLS, log *slog.Logger)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to nats at %s: %w", redactURL(url), withoutURL(err))
 	}
 	return nc, nil
-}
-
-// redactURL keeps credentials in a URL out of logs.
-func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "[redacted]" + u[i:]
-		}
-	}
-	return u
 }
 
 // Follow calls f with each event matching filter, from since on and then
