@@ -51,7 +51,11 @@ func Trigger(nc *nats.Conn, host string, kinds []events.Kind, log *slog.Logger) 
 func Connect(url, user, password, token, name string, tls TLS, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name), nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			// Close calls it too: a binary that stops is not reconnecting.
+			if nc.IsClosed() {
+				return
+			}
 			log.Warn("nats connection lost; reconnecting", "url", redactURL(url), "err", err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats connection back", "url", redactURL(url)) }),
