@@ -51,7 +51,11 @@ func Trigger(nc *nats.Conn, host string, kinds []events.Kind, log *slog.Logger) 
 func Connect(url, user, password, token, name string, tls TLS, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name), nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			// Close calls it too: a binary that stops is not reconnecting.
+			if nc.IsClosed() {
+				return
+			}
 			log.Warn("nats connection lost; reconnecting", "url", redactURL(url), "err", err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats connection back", "url", redactURL(url)) }),
@@ -74,19 +78,9 @@ func Connect(url, user, password, token, name string, tls TLS, log *slog.Logger)
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to nats at %s: %w", redactURL(url), withoutURL(err))
 	}
 	return nc, nil
-}
-
-// redactURL keeps credentials in a URL out of logs.
-func redactURL(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "[redacted]" + u[i:]
-		}
-	}
-	return u
 }
 
 // Follow calls f with each event matching filter, from since on and then

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -83,14 +84,26 @@ func Control(ctx context.Context, action string, args, environ []string, stdout,
 	return code
 }
 
-func control(ctx context.Context, url, token string, req httpapi.ControlRequest) ([]httpapi.ControlResult, error) {
+func control(ctx context.Context, endpoint, token string, req httpapi.ControlRequest) ([]httpapi.ControlResult, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
+	// The URL is shown with its password masked; one that does not parse
+	// is not shown, nor its bad escape: either may hold the password.
+	u, err := neturl.Parse(endpoint)
+	if err != nil {
+		var ue *neturl.Error
+		var esc neturl.EscapeError
+		if errors.As(err, &ue) && !errors.As(err, &esc) {
+			return nil, fmt.Errorf("ask the healer: its URL is not valid: %w", ue.Err)
+		}
+		return nil, errors.New("ask the healer: its URL is not valid")
+	}
+	url := u.Redacted()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("ask the healer at %s: %w", url, err)
 	}

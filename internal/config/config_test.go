@@ -284,3 +284,20 @@ func TestBadHTTPPrefix(t *testing.T) {
 		}
 	}
 }
+
+// A setting written with one dash, as Go's flag package takes it, is an
+// unknown shorthand to pflag, whose error quotes the whole argument: the
+// value, a password or a notify URL, must not be printed.
+func TestOneDashFlagValueNotPrinted(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"-nats-password=hunter2", "-notify-url=https://hooks.slack.com/services/hunter2", "--=hunter2"} {
+		_, err := load(t, []string{arg}, nil)
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: %v", arg, err)
+		}
+	}
+	_, err := load(t, []string{"-nats-password=hunter2"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "--nats-password") {
+		t.Errorf("the error does not name the flag as it is spelt: %v", err)
+	}
+}

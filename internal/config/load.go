@@ -64,7 +64,7 @@ func LoadProgram(program string, args []string, environ []string, out io.Writer,
 			writeHelp(out, program, ss)
 			return Config{}, ErrHelp
 		}
-		return Config{}, fmt.Errorf("command line: %w (see --help)", err)
+		return Config{}, fmt.Errorf("command line: %w (see --help)", flagError(err))
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("command line: unexpected argument %q (see --help)", fs.Arg(0))
@@ -245,3 +245,31 @@ func newStringValue() *stringValue        { return &stringValue{v: new(string)} 
 func (s *stringValue) String() string     { return *s.v }
 func (s *stringValue) Set(v string) error { *s.v = v; return nil }
 func (s *stringValue) Type() string       { return "string" }
+
+// flagError is pflag's error without the value it would quote: a setting
+// written with one dash, as Go's flag package takes it
+// (-nats-password=x), is an unknown shorthand to pflag, whose error holds
+// the whole argument, value and all.
+func flagError(err error) error {
+	var ne *pflag.NotExistError
+	if errors.As(err, &ne) && ne.GetSpecifiedShortnames() != "" {
+		name, _, hasValue := strings.Cut(ne.GetSpecifiedShortnames(), "=")
+		shown := "-" + name
+		if hasValue {
+			shown += "=[value not shown]"
+		}
+		if len(name) > 1 {
+			return fmt.Errorf("unknown flag %s: a flag takes two dashes, such as --%s", shown, name)
+		}
+		return fmt.Errorf("unknown shorthand flag %s", shown)
+	}
+	var se *pflag.InvalidSyntaxError
+	if errors.As(err, &se) {
+		name, _, hasValue := strings.Cut(se.GetSpecifiedFlag(), "=")
+		if hasValue {
+			name += "=[value not shown]"
+		}
+		return fmt.Errorf("bad flag syntax: %s", name)
+	}
+	return err
+}

@@ -19,8 +19,9 @@ type Daemon struct {
 	Check func(config.Config) error
 	// Component names the program in every log line, when set.
 	Component string
-	// Start builds the components ("<name> cannot start" if it fails) and
-	// returns what runs them until ctx ends ("<name> failed").
+	// Start builds the components ("<name> cannot start" if it fails, exit
+	// code 1; if ctx ended, a stop while starting, exit code 0) and returns
+	// what runs them until ctx ends ("<name> failed").
 	Start func(ctx context.Context, cfg config.Config, log *slog.Logger) (run func(context.Context) error, err error)
 }
 
@@ -51,6 +52,12 @@ func (d Daemon) Main(ctx context.Context, args []string, env Env) int {
 		log.Warn(w)
 	}
 	run, err := d.start(ctx, cfg, log)
+	if err != nil && ctx.Err() != nil {
+		// Told to stop while starting: a clean stop, whatever the step
+		// that the stop cut short says.
+		log.Info(d.Name+" stopped while starting", "err", err)
+		return ExitOK
+	}
 	if err != nil {
 		log.Error(d.Name+" cannot start", "err", err)
 		return ExitFailure

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -146,5 +147,31 @@ func TestMainDispatches(t *testing.T) {
 		if out.String() != tc.want {
 			t.Errorf("%q: ran %q, want %q", tc.argv, out.String(), tc.want)
 		}
+	}
+}
+
+// A stop (SIGINT, SIGTERM) while the daemon starts is a clean stop, exit 0
+// as README says, not a failure to start: what Start was doing when it
+// was told to stop (asking Docker for its name, opening a bucket) fails
+// with the end of ctx, and is no reason for an error.
+func TestDaemonStoppedWhileStarting(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := Daemon{Name: "cleaner", Start: func(ctx context.Context, _ config.Config, _ *slog.Logger) (func(context.Context) error, error) {
+		cancel() // the signal, while Docker is asked
+		<-ctx.Done()
+		return nil, fmt.Errorf("host name: %w (or set HMD_HOST_NAME)", ctx.Err())
+	}}
+	var out, errb bytes.Buffer
+	code := d.Main(ctx, nil, Env{Stdout: &out, Stderr: &errb})
+	if code != ExitOK || strings.Contains(errb.String(), "level=ERROR") || !strings.Contains(errb.String(), "cleaner stopped while starting") {
+		t.Errorf("exit %d, stderr %q; want 0 and 'cleaner stopped while starting'", code, errb.String())
+	}
+	// A failure before any stop is still one.
+	d.Start = func(context.Context, config.Config, *slog.Logger) (func(context.Context) error, error) {
+		return nil, errors.New("host name: no docker")
+	}
+	if code, _, errs := invoke(d.Main); code != ExitFailure || !strings.Contains(errs, "cleaner cannot start") {
+		t.Errorf("exit %d, stderr %q; want 1 and 'cannot start'", code, errs)
 	}
 }
