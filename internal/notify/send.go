@@ -11,17 +11,30 @@ import (
 	"github.com/healmydocker/healmydocker/internal/events"
 )
 
-// send is the sender end of the pipeline: it delivers one message for
-// evs, retrying what may get better. It returns false only when ctx ended
-// first.
+// send is the sender end of the pipeline: it delivers the messages for
+// evs (one, unless they are too long for one), in order, retrying what may
+// get better. It returns false only when ctx ended first.
 func (r *Runner) send(ctx context.Context, evs []events.Event, msgs []jetstream.Msg) bool {
-	esc := EscapeFor(r.Target)
-	text, err := compose(r.Template, evs, esc)
+	texts, err := split(r.Template, evs, EscapeFor(r.Target), maxMessage)
 	if err != nil {
 		r.Log.Error("notifier: cannot render; sending the event kinds instead", "err", err)
 	}
+	if len(texts) > 1 {
+		r.Log.Info("notifier: the group is too long for one message; sending it in parts", "target", r.Target.Name(), "events", len(evs), "messages", len(texts))
+	}
+	for _, text := range texts {
+		if !r.sendText(ctx, text, len(evs), msgs) {
+			return false
+		}
+	}
+	return true
+}
+
+// sendText delivers one message, retrying what may get better; false only
+// when ctx ended first.
+func (r *Runner) sendText(ctx context.Context, text string, nEvents int, msgs []jetstream.Msg) bool {
 	attempts, lastErr, refused := 0, "", false
-	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attempts++
 		// A send under way finishes even when the notifier stops: cut off,
 		// the target may have taken the message without our knowing, and
@@ -50,7 +63,7 @@ func (r *Runner) send(ctx context.Context, evs []events.Event, msgs []jetstream.
 	case ctx.Err() != nil:
 		return false
 	case refused:
-		r.Log.Error("notifier: target refused the message; not retrying", "target", r.Target.Name(), "err", err, "events", len(evs))
+		r.Log.Error("notifier: target refused the message; not retrying", "target", r.Target.Name(), "err", err, "events", nEvents)
 		r.Publisher.Publish(events.New(events.NotifyFailed, uuid.NewString(), time.Now(), "", events.Data{
 			Host: r.Host, Error: err.Error(), Reason: r.Target.Name(),
 		}))
