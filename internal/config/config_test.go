@@ -54,6 +54,17 @@ func TestLayersLowestFirst(t *testing.T) {
 	}
 }
 
+// NATS URLs as users write them pass: a list, each with or without a
+// scheme, credentials included.
+func TestNATSURLsThatWork(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"nats://healer:4222", "healer:4222", "tls://a:4222, wss://b:443", "nats://u:p@[::1]:4222", "ws://h"} {
+		if err := checkNATSURLs("nats_url", u); err != nil {
+			t.Errorf("%q: %v", u, err)
+		}
+	}
+}
+
 func TestBadValues(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -75,6 +86,9 @@ func TestBadValues(t *testing.T) {
 		{"empty label", nil, []string{"HMD_CONTAINER_LABEL="}, "container_label", "", ""},
 		{"notify level", nil, []string{"DEFAULT_NOTIFY_LEVEL=LOUD"}, "notify_level", "LOUD", "DEFAULT_NOTIFY_LEVEL"},
 		{"notify url", nil, []string{"HMD_NOTIFY_URL=hooks.example/T0/SECRET"}, "notify_url", "[redacted]", ""},
+		{"nats url scheme", nil, []string{"HMD_NATS_URL=nats://ok:4222,bogus://u:hunter2@x:4222"}, "nats_url", "[not shown: it may hold a password]", ""},
+		{"nats url that does not parse", []string{"--nats-url", "nats://u:hunter2@[::1"}, nil, "nats_url", "[not shown: it may hold a password]", ""},
+		{"hub url without a host", nil, []string{"HMD_HUB_URL=tls://"}, "hub_url", "[not shown: it may hold a password]", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +101,7 @@ func TestBadValues(t *testing.T) {
 			if ce.Key != tt.key || ce.Value != tt.value || ce.Expected == "" || (tt.source != "" && ce.Source != tt.source) {
 				t.Errorf("got %+v, want key %s value %q source %q", ce, tt.key, tt.value, tt.source)
 			}
-			if msg := err.Error(); strings.Contains(msg, "\n") {
+			if msg := err.Error(); strings.Contains(msg, "\n") || strings.Contains(msg, "hunter2") {
 				t.Errorf("message spans lines: %q", msg)
 			}
 		})

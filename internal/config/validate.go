@@ -1,7 +1,9 @@
 package config
 
 import (
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/healmydocker/healmydocker/internal/httpapi"
@@ -39,6 +41,12 @@ func validate(c *Config) error {
 	if err := refusePlaceholders(c); err != nil {
 		return err
 	}
+	if err := checkNATSURLs("nats_url", c.NATSURL); err != nil {
+		return err
+	}
+	if err := checkNATSURLs("hub_url", c.HubURL.Reveal()); err != nil {
+		return err
+	}
 	// Only the process that listens serves the reader: a split notifier
 	// may share its env file and ignore it.
 	if c.NATSListen != "" && c.NATSReaderUser != "" && (c.NATSReaderPassword == "" || c.NATSToken != "" || c.NATSUser == "") {
@@ -64,6 +72,36 @@ func refusePlaceholders(c *Config) error {
 	} {
 		if strings.HasPrefix(strings.TrimSpace(s.v.Reveal()), PlaceholderPrefix) {
 			return &Error{Key: s.key, Value: "[placeholder]", Expected: "a secret of your own: this is the placeholder from deploy/split.env.example (try: openssl rand -hex 24)"}
+		}
+	}
+	return nil
+}
+
+// checkNATSURLs checks a comma list of NATS server URLs as the client and
+// the leaf node take them: nats://, tls://, ws:// or wss://, or host:port
+// alone. Caught here, a typo is bad configuration (exit 2), not a failed
+// connection; the value may hold a password, so it is not repeated.
+func checkNATSURLs(key, list string) error {
+	for _, u := range strings.Split(list, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		parsed, err := url.Parse(u)
+		why := ""
+		switch {
+		case err != nil:
+			why = "a URL that parses"
+		case !slices.Contains([]string{"nats", "tls", "ws", "wss"}, strings.ToLower(parsed.Scheme)):
+			why = "the scheme nats://, tls://, ws:// or wss:// (not " + strings.ToLower(parsed.Scheme) + "://)"
+		case parsed.Hostname() == "":
+			why = "a host"
+		}
+		if why != "" {
+			return &Error{Key: key, Value: "[not shown: it may hold a password]", Expected: "NATS server URLs separated by commas, each with " + why}
 		}
 	}
 	return nil
