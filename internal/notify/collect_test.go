@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -64,13 +63,7 @@ func (c keptConsumer) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.Messag
 // a thousand: that was quadratic, some fifty "still at it" per message for
 // a backlog of ten thousand.
 func TestCollectKeepsAGroupAliveWithoutRepeatingItself(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	ctx, b := testBus(t)
 	js := b.JetStream()
 	const backlog = 10_000
 	for i := range backlog {

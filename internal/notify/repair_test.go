@@ -29,13 +29,7 @@ type repairRig struct {
 
 func newRepairRig(t *testing.T) *repairRig {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	ctx, b := testBus(t)
 	rec := &receiver{t: t, texts: waitlog.New[string]()}
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)

@@ -57,13 +57,9 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func TestRunnerGroupsRetriesAndDeliversOnce(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	bctx, b := testBus(t)
+	ctx, cancel := context.WithCancel(bctx)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	rec := &receiver{t: t, failN: 2, texts: waitlog.New[string]()}
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
@@ -256,4 +252,18 @@ func TestRunnerStoppedAndStartedAgainLosesNothing(t *testing.T) {
 			t.Logf("message %d: %q", i, m)
 		}
 	}
+}
+
+// testBus is a fresh bus for one test, closed before its context ends.
+func testBus(t *testing.T) (context.Context, *bus.Bus) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last first: the bus closes before ctx ends.
+	t.Cleanup(func() { _ = b.Close() })
+	return ctx, b
 }

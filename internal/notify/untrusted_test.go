@@ -102,13 +102,9 @@ func (e *reportLog) count(k events.Kind) int {
 // healer.panic, and the runner goes on with the next ones; metrics are
 // counted by the target's id.
 func TestRunnerTerminatesAPoisonedMessage(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	bctx, b := testBus(t)
+	ctx, cancel := context.WithCancel(bctx)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	tmpl, _ := ParseTemplate(DefaultTemplate)
 	pub := bus.NewPublisher(b.JetStream(), 0, 0, slog.New(slog.DiscardHandler))
 	go func() { _ = pub.Run(ctx, time.Second) }()
